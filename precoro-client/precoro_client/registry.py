@@ -1,0 +1,766 @@
+"""The Precoro entity registry: the one place that knows each entity's API facts.
+
+The tap's streams, the target's sinks and the sandbox's routes are all generated from
+`ENTITIES`. Facts come from `shared/precoro-api/README.md`; where that fact sheet is
+silent the choice made here is marked "assumption" in the field or entity description
+and is documented in the sandbox README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+FieldType = Literal[
+    "integer", "number", "string", "boolean", "date-time", "date", "object", "array"
+]
+FilterOp = Literal["in", "eq", "bool", "has", "ge", "le", "since"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One property of an entity as the API returns (and possibly accepts) it."""
+
+    name: str
+    type: FieldType
+    description: str
+    detail_only: bool = False
+    """Only in `GET /{path}/{key}`, never in list rows."""
+    writable: bool = False
+    """Accepted in POST/PUT form bodies."""
+    required: bool = False
+    """Must be present (non-blank) in a POST."""
+    ref: str | None = None
+    """Entity this object points at; written as `<name>[id]`."""
+    items: FieldType | None = None
+    """Element type of an array of scalars; written as repeated `<name>[]`."""
+
+    @property
+    def form_key(self) -> str:
+        """The form-field name Precoro expects for this field in a write."""
+        if self.ref is not None:
+            return f"{self.name}[id]"
+        if self.type == "array":
+            return f"{self.name}[]"
+        return self.name
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """A query parameter a list endpoint understands, and what it compares."""
+
+    param: str
+    field: str
+    op: FilterOp
+    date_format: str | None = None
+    """strptime format for `ge`/`le` date filters (`%d.%m.%Y` or ISO)."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One Precoro entity: its path, identity, filters, fields and write support."""
+
+    name: str
+    path: str
+    """List path; `{parent_id}` is substituted for nested entities (custom-field options)."""
+    key: Literal["id", "idn"]
+    """What addresses one record in detail and write paths."""
+    description: str
+    fields: tuple[Field, ...]
+    filters: tuple[ListFilter, ...] = ()
+    incremental: bool = False
+    """The list accepts `modifiedSince` (else: re-read and compared, per the sync guide)."""
+    external_id: bool = False
+    """One of the 11 entities that accept PATCH `externalId`."""
+    post: bool = False
+    put: bool = False
+    document: bool = False
+    """A document with detail-only lines worth one detail call per changed record."""
+    match_keys: tuple[tuple[str, ...], ...] = ()
+    """Default ordered natural-key rules for initial linking (target)."""
+    webhook_type: int | None = None
+    base_params: tuple[tuple[str, str], ...] = ()
+    """Query parameters always sent (credit notes are invoices with logicType 1 or 5)."""
+    storage: str | None = None
+    """Collection the records live in when this entity is a filtered view of another."""
+    parent: str | None = None
+    """Entity whose id fills `{parent_id}` in `path`."""
+
+    @property
+    def collection(self) -> str:
+        """Name of the collection that stores this entity's records."""
+        return self.storage or self.name
+
+    @property
+    def list_fields(self) -> tuple[Field, ...]:
+        """Fields present in list rows."""
+        return tuple(f for f in self.fields if not f.detail_only)
+
+    @property
+    def detail_fields(self) -> tuple[Field, ...]:
+        """Fields only the detail endpoint returns."""
+        return tuple(f for f in self.fields if f.detail_only)
+
+    @property
+    def writable_fields(self) -> tuple[Field, ...]:
+        """Fields accepted by POST and PUT."""
+        return tuple(f for f in self.fields if f.writable)
+
+    def field(self, name: str) -> Field:
+        """Return the field called `name` (KeyError naming the entity otherwise)."""
+        for candidate in self.fields:
+            if candidate.name == name:
+                return candidate
+        msg = f"{self.name} has no field {name!r}"
+        raise KeyError(msg)
+
+    def list_path(self, parent_id: int | str | None = None) -> str:
+        """Path of the list endpoint, with the parent id filled in for nested entities."""
+        if self.parent is None:
+            return self.path
+        if parent_id is None:
+            msg = f"{self.name} is nested under {self.parent}: a parent id is required"
+            raise ValueError(msg)
+        return self.path.format(parent_id=parent_id)
+
+    def detail_path(self, key: int | str, parent_id: int | str | None = None) -> str:
+        """Path of one record (detail GET, PUT, PATCH)."""
+        return f"{self.list_path(parent_id)}/{key}"
+
+
+# --- shared field and filter fragments -------------------------------------------------
+
+ID = Field("id", "integer", "Precoro's numeric id of the record.")
+IDN = Field("idn", "string", "Company-visible document number; addresses the document in paths.")
+CREATE_DATE = Field("createDate", "date-time", "When the record was created in Precoro.")
+UPDATE_DATE = Field(
+    "updateDate",
+    "date-time",
+    "When the record last changed; the replication key (compared by `modifiedSince`).",
+)
+ENABLE = Field("enable", "boolean", "False when the record is disabled in Precoro.", writable=True)
+EXTERNAL_ID = Field(
+    "externalId",
+    "string",
+    "Id of the record in the external system (set by POST or PATCH); null when unlinked.",
+    writable=True,
+)
+EXTERNAL_LOG = Field(
+    "externalIntegrationLog",
+    "string",
+    "Free text an integration writes back to explain a sync failure (PATCH only).",
+)
+STATUS = Field("status", "integer", "Numeric status code (documents: 2 = approved).")
+STATUS_STRING = Field("statusString", "string", "Human-readable status label.")
+NAMED_REF_DESC = "Reference to the {0}: an object with `id` and `name`."
+
+
+def named_ref(name: str, entity: str, label: str, *, writable: bool = False) -> Field:
+    """A nested `{id, name}` object pointing at another entity."""
+    return Field(name, "object", NAMED_REF_DESC.format(label), ref=entity, writable=writable)
+
+
+DOC_DETAIL = (
+    Field("items", "array", "Document lines with quantity, price and item custom fields.", True),
+    Field("taxes", "array", "Taxes applied to the document.", True),
+    Field("comments", "array", "Comments left on the document.", True),
+    Field("attachments", "array", "Attached files (ids and names).", True),
+    Field("approvalSteps", "object", "Approval route as `{data: [...]}`.", True),
+    Field("followers", "array", "Users following the document.", True),
+)
+
+DCF_VALUES = Field(
+    "dataDocumentCustomFields",
+    "object",
+    "Document custom-field values as `{data: [{documentCustomField: {id}, value}]}`.",
+)
+
+MODIFIED_SINCE = ListFilter("modifiedSince", "updateDate", "since")
+BY_ID = ListFilter("id", "id", "eq")
+BY_EXTERNAL_ID = ListFilter("external_id[]", "externalId", "in")
+BY_STATUS = ListFilter("status[]", "status", "in")
+BY_ENABLE = ListFilter("enable", "enable", "bool")
+APPROVAL_RANGE = (
+    ListFilter("approvalDate[left_date]", "approvalDate", "ge", "%d.%m.%Y"),
+    ListFilter("approvalDate[right_date]", "approvalDate", "le", "%d.%m.%Y"),
+    ListFilter("approvalLeftDate", "approvalDate", "ge", "%Y-%m-%dT%H:%M:%S"),
+    ListFilter("approvalRightDate", "approvalDate", "le", "%Y-%m-%dT%H:%M:%S"),
+)
+CREATE_RANGE = (
+    ListFilter("createDate[left_date]", "createDate", "ge", "%d.%m.%Y"),
+    ListFilter("createDate[right_date]", "createDate", "le", "%d.%m.%Y"),
+)
+DOC_FILTERS = (
+    MODIFIED_SINCE,
+    BY_ID,
+    BY_STATUS,
+    ListFilter("supplier[]", "supplier.id", "in"),
+    *APPROVAL_RANGE,
+    *CREATE_RANGE,
+)
+
+# --- the entities -------------------------------------------------------------------------
+
+SUPPLIERS = Entity(
+    name="suppliers",
+    path="/suppliers",
+    key="id",
+    description="Suppliers (vendors) of the company.",
+    incremental=True,
+    external_id=True,
+    post=True,
+    put=True,
+    webhook_type=7,
+    match_keys=(("businessRegistrationNumber",), ("uniqueCode",), ("name", "country"), ("email",)),
+    filters=(
+        MODIFIED_SINCE,
+        BY_ID,
+        BY_EXTERNAL_ID,
+        ListFilter("status[]", "status", "in"),
+        BY_ENABLE,
+        ListFilter("externalIntegrated", "externalId", "has"),
+    ),
+    fields=(
+        ID,
+        Field("name", "string", "Supplier's company name.", writable=True, required=True),
+        Field("uniqueCode", "string", "Company-assigned supplier code.", writable=True),
+        Field(
+            "businessRegistrationNumber", "string", "Business registration number.", writable=True
+        ),
+        Field("email", "string", "Main contact e-mail (assumption: a list field).", writable=True),
+        Field("phone", "string", "Main phone number.", writable=True),
+        Field("legalAddress", "string", "Street address.", writable=True),
+        Field("city", "string", "City.", writable=True),
+        Field("state", "string", "State or region.", writable=True),
+        Field("postalCode", "string", "Postal code.", writable=True),
+        Field("country", "string", "Country name.", writable=True),
+        Field("currency", "string", "Default currency (ISO 4217).", writable=True),
+        Field(
+            "currencies",
+            "array",
+            "Currencies the supplier accepts; a PUT replaces the whole list.",
+            writable=True,
+            items="string",
+        ),
+        Field("internationalBankAccountNumber", "string", "IBAN.", writable=True),
+        Field("swiftCode", "string", "SWIFT/BIC code.", writable=True),
+        Field("taxPayerNumber", "string", "Tax id (VAT number).", writable=True),
+        Field("note", "string", "Free-text note.", writable=True),
+        STATUS,
+        ENABLE,
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+        Field("contacts", "object", "Contact persons as `{data: [...]}`.", detail_only=True),
+        Field("paymentTerms", "object", "Payment terms as `{data: [...]}`.", detail_only=True),
+        Field("attachments", "array", "Attached files.", detail_only=True),
+    ),
+)
+
+ITEMS = Entity(
+    name="items",
+    path="/items",
+    key="id",
+    description="Catalog items (products and services).",
+    incremental=True,
+    external_id=True,
+    post=True,
+    put=True,
+    match_keys=(("sku",), ("name",)),
+    filters=(
+        MODIFIED_SINCE,
+        BY_ID,
+        BY_EXTERNAL_ID,
+        ListFilter("supplier[]", "supplier.id", "in"),
+    ),
+    fields=(
+        ID,
+        Field("name", "string", "Item name.", writable=True, required=True),
+        Field("sku", "string", "Stock-keeping unit code.", writable=True),
+        Field("description", "string", "Long description.", writable=True),
+        Field("price", "number", "Unit price.", writable=True),
+        Field("type", "integer", "Item type code (0 product, 1 service).", writable=True),
+        Field("typeString", "string", "Item type label."),
+        Field("unit", "string", "Unit of measure.", writable=True),
+        Field("currency", "string", "Price currency (ISO 4217).", writable=True),
+        named_ref("supplier", "suppliers", "supplier", writable=True),
+        Field("freeOfCharge", "boolean", "True for free items.", writable=True),
+        Field("hiddenInCatalog", "boolean", "True when hidden in the catalog.", writable=True),
+        Field(
+            "dataItemCustomFields",
+            "object",
+            "Item custom-field values as `{data: [{id, value, itemCustomField: {id}}]}`.",
+        ),
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+TAXES = Entity(
+    name="taxes",
+    path="/taxes",
+    key="id",
+    description="Taxes the company applies.",
+    external_id=True,
+    post=True,
+    put=True,
+    match_keys=(("name",),),
+    filters=(BY_ID, BY_EXTERNAL_ID),
+    fields=(
+        ID,
+        Field("name", "string", "Tax name.", writable=True, required=True),
+        Field("percent", "number", "Rate in percent.", writable=True, required=True),
+        Field("value", "number", "Rate value as entered.", writable=True),
+        Field("isWithholdingTax", "boolean", "True for a withholding tax.", writable=True),
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+PAYMENT_TERMS = Entity(
+    name="paymentterms",
+    path="/paymentterms",
+    key="id",
+    description="Company payment terms.",
+    external_id=True,
+    post=True,
+    put=True,
+    match_keys=(("name",),),
+    filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
+    fields=(
+        ID,
+        Field("name", "string", "Payment term name.", writable=True, required=True),
+        Field("prepaymentPercent", "number", "Share paid before delivery.", writable=True),
+        Field("postpaymentPercent", "number", "Share paid after invoicing.", writable=True),
+        Field("creditPeriodDays", "integer", "Days until payment is due.", writable=True),
+        Field("paymentType", "integer", "Payment type code.", writable=True),
+        ENABLE,
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+LOCATIONS = Entity(
+    name="locations",
+    path="/locations",
+    key="id",
+    description="Company locations (offices, sites).",
+    external_id=True,
+    post=True,
+    put=True,
+    match_keys=(("uniqueCode",), ("name",)),
+    filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
+    fields=(
+        ID,
+        Field("name", "string", "Location name.", writable=True, required=True),
+        Field("uniqueCode", "string", "Company-assigned location code.", writable=True),
+        Field("fullAddress", "string", "Postal address.", writable=True),
+        Field("phone", "string", "Phone number.", writable=True),
+        ENABLE,
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+LEGAL_ENTITIES = Entity(
+    name="legalentities",
+    path="/legalentities",
+    key="id",
+    description="Legal entities of the company.",
+    external_id=True,
+    post=True,
+    put=True,
+    match_keys=(("name",),),
+    filters=(BY_ID, BY_EXTERNAL_ID),
+    fields=(
+        ID,
+        Field("name", "string", "Short name.", writable=True, required=True),
+        Field("fullName", "string", "Registered full name.", writable=True),
+        Field("taxNumber", "string", "Tax id of the legal entity.", writable=True),
+        Field("bankName", "string", "Bank name.", writable=True),
+        Field("accountNumber", "string", "Bank account number.", writable=True),
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+USERS = Entity(
+    name="users",
+    path="/users",
+    key="id",
+    description="Users of the company (read-only).",
+    filters=(BY_ID, BY_ENABLE),
+    fields=(
+        ID,
+        Field("email", "string", "Login e-mail."),
+        Field("firstname", "string", "First name."),
+        Field("lastname", "string", "Last name."),
+        Field("roles", "array", "Role names.", items="string"),
+        named_ref("location", "locations", "user's main location"),
+        ENABLE,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+
+def _custom_field(name: str, label: str, webhook_type: int) -> Entity:
+    return Entity(
+        name=name,
+        path=f"/{name}",
+        key="id",
+        description=f"{label} custom fields, each with its options embedded.",
+        webhook_type=webhook_type,
+        filters=(BY_ID, BY_ENABLE),
+        fields=(
+            ID,
+            Field("name", "string", "Field name as shown in Precoro."),
+            Field("type", "integer", "Field type code (drop-down, text, date...)."),
+            Field("typeString", "string", "Field type label."),
+            Field("required", "boolean", "True when the field must be filled."),
+            Field("position", "integer", "Display order."),
+            Field("options", "object", "The field's options as `{data: [{id, name, ...}]}`."),
+            ENABLE,
+            CREATE_DATE,
+            UPDATE_DATE,
+        ),
+    )
+
+
+def _custom_field_options(name: str, parent: str, label: str) -> Entity:
+    return Entity(
+        name=name,
+        path=f"/{parent}/{{parent_id}}/options",
+        key="id",
+        description=f"Options of one {label} custom field (nested under the field's id).",
+        parent=parent,
+        external_id=True,
+        post=True,
+        put=True,
+        match_keys=(("code",), ("name",)),
+        filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
+        fields=(
+            ID,
+            Field("name", "string", "Option name.", writable=True, required=True),
+            Field("code", "string", "Option code (e.g. a GL account number).", writable=True),
+            Field("customFieldId", "integer", "Id of the custom field the option belongs to."),
+            named_ref("parent", name, "parent option (dependent drop-downs)", writable=True),
+            ENABLE,
+            EXTERNAL_ID,
+            CREATE_DATE,
+            UPDATE_DATE,
+        ),
+    )
+
+
+ITEM_CUSTOM_FIELDS = _custom_field("itemcustomfields", "Item", 11)
+DOCUMENT_CUSTOM_FIELDS = _custom_field("documentcustomfields", "Document", 10)
+ITEM_CUSTOM_FIELD_OPTIONS = _custom_field_options(
+    "itemcustomfieldoptions", "itemcustomfields", "item"
+)
+DOCUMENT_CUSTOM_FIELD_OPTIONS = _custom_field_options(
+    "documentcustomfieldoptions", "documentcustomfields", "document"
+)
+
+PURCHASE_ORDERS = Entity(
+    name="purchaseorders",
+    path="/purchaseorders",
+    key="idn",
+    description="Purchase orders.",
+    incremental=True,
+    external_id=True,
+    document=True,
+    webhook_type=2,
+    match_keys=(("idn",),),
+    filters=(*DOC_FILTERS, BY_EXTERNAL_ID, ListFilter("logicType[]", "logicType", "in")),
+    fields=(
+        ID,
+        IDN,
+        Field("customName", "string", "Document title."),
+        STATUS,
+        STATUS_STRING,
+        Field("logicType", "integer", "Document logic type code."),
+        Field("currency", "string", "Document currency (ISO 4217)."),
+        Field("sum", "number", "Total including taxes."),
+        Field("netSum", "number", "Total before taxes."),
+        named_ref("supplier", "suppliers", "supplier"),
+        named_ref("location", "locations", "location"),
+        named_ref("legalEntity", "legalentities", "legal entity"),
+        Field("approvalDate", "date-time", "When the document was approved; null if not yet."),
+        Field("requiredDate", "date-time", "When delivery is required."),
+        DCF_VALUES,
+        EXTERNAL_ID,
+        EXTERNAL_LOG,
+        CREATE_DATE,
+        UPDATE_DATE,
+        *DOC_DETAIL,
+    ),
+)
+
+_INVOICE_FIELDS = (
+    ID,
+    IDN,
+    Field("customName", "string", "Document title."),
+    Field("invoiceNumber", "string", "Supplier's invoice number."),
+    STATUS,
+    STATUS_STRING,
+    Field("logicType", "integer", "0 invoice; 1 or 5 credit note."),
+    Field("currency", "string", "Document currency (ISO 4217)."),
+    Field("sum", "number", "Total including taxes."),
+    Field("netSum", "number", "Total before taxes."),
+    Field("sumPaid", "string", "Amount paid so far (a string, as Precoro sends it)."),
+    named_ref("supplier", "suppliers", "supplier"),
+    Field("purchaseOrder", "object", "The purchase order invoiced: `{id, idn}`; may be null."),
+    named_ref("location", "locations", "location"),
+    named_ref("legalEntity", "legalentities", "legal entity"),
+    Field("issueDate", "date-time", "Invoice issue date."),
+    Field("approvalDate", "date-time", "When the invoice was approved; null if not yet."),
+    Field("integrationStatus", "integer", "Integration status code (8 = waiting for connector)."),
+    Field("parentData", "object", "Split-cost child rows: `{idn}` of the parent; else null."),
+    DCF_VALUES,
+    EXTERNAL_ID,
+    EXTERNAL_LOG,
+    CREATE_DATE,
+    UPDATE_DATE,
+    *DOC_DETAIL,
+    Field("payments", "array", "Payments registered against the invoice.", True),
+)
+_INVOICE_FILTERS = (
+    *DOC_FILTERS,
+    BY_EXTERNAL_ID,
+    ListFilter("logicType[]", "logicType", "in"),
+    ListFilter("sent_to_external", "externalId", "has"),
+)
+
+INVOICES = Entity(
+    name="invoices",
+    path="/invoices",
+    key="idn",
+    description="Invoices (credit notes included unless filtered by logicType).",
+    incremental=True,
+    external_id=True,
+    document=True,
+    webhook_type=3,
+    match_keys=(("idn",), ("invoiceNumber",)),
+    filters=_INVOICE_FILTERS,
+    fields=_INVOICE_FIELDS,
+)
+
+CREDIT_NOTES = Entity(
+    name="creditnotes",
+    path="/invoices",
+    key="idn",
+    description="Credit notes: invoices with logicType 1 or 5.",
+    storage="invoices",
+    incremental=True,
+    document=True,
+    webhook_type=3,
+    base_params=(("logicType[]", "1"), ("logicType[]", "5")),
+    filters=_INVOICE_FILTERS,
+    fields=_INVOICE_FIELDS,
+)
+
+RECEIPTS = Entity(
+    name="receipts",
+    path="/receipts",
+    key="idn",
+    description="Receipts of goods against purchase orders.",
+    incremental=True,
+    document=True,
+    webhook_type=5,
+    filters=DOC_FILTERS,
+    fields=(
+        ID,
+        IDN,
+        Field("receiptNumber", "string", "Receipt number."),
+        STATUS,
+        STATUS_STRING,
+        Field("purchaseOrder", "object", "The purchase order received: `{id, idn}`."),
+        named_ref("supplier", "suppliers", "supplier"),
+        named_ref("location", "locations", "location"),
+        Field("approvalDate", "date-time", "When the receipt was approved; null if not yet."),
+        EXTERNAL_ID,
+        CREATE_DATE,
+        UPDATE_DATE,
+        *DOC_DETAIL,
+    ),
+)
+
+EXPENSES = Entity(
+    name="expenses",
+    path="/expenses",
+    key="idn",
+    description="Employee expenses.",
+    incremental=True,
+    document=True,
+    webhook_type=6,
+    filters=DOC_FILTERS,
+    fields=(
+        ID,
+        IDN,
+        Field("customName", "string", "Document title."),
+        Field("expenseNumber", "string", "Expense number."),
+        STATUS,
+        STATUS_STRING,
+        Field("currency", "string", "Currency (ISO 4217)."),
+        Field("sum", "number", "Total including taxes."),
+        Field("netSum", "number", "Total before taxes."),
+        Field("sumPaid", "number", "Amount reimbursed so far."),
+        named_ref("supplier", "suppliers", "supplier"),
+        named_ref("location", "locations", "location"),
+        Field("approvalDate", "date-time", "When the expense was approved; null if not yet."),
+        DCF_VALUES,
+        CREATE_DATE,
+        UPDATE_DATE,
+        *DOC_DETAIL,
+        Field("expensePayments", "array", "Reimbursements of the expense.", True),
+    ),
+)
+
+PAYMENTS = Entity(
+    name="payments",
+    path="/payments",
+    key="idn",
+    description="Payments against invoices (create only; PUT is refused).",
+    incremental=True,
+    external_id=True,
+    post=True,
+    match_keys=(),
+    filters=(MODIFIED_SINCE, BY_ID, BY_EXTERNAL_ID),
+    fields=(
+        ID,
+        IDN,
+        Field(
+            "invoice",
+            "object",
+            "The invoice paid: `{id, idn}`; written as `invoice[id]`.",
+            ref="invoices",
+            writable=True,
+            required=True,
+        ),
+        Field("sumPaid", "number", "Amount paid.", writable=True, required=True),
+        Field("payDate", "date-time", "When the payment was made.", writable=True, required=True),
+        Field("logicType", "integer", "0 standard payment.", writable=True),
+        STATUS,
+        EXTERNAL_ID,
+        EXTERNAL_LOG,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+WAREHOUSES = Entity(
+    name="warehouses",
+    path="/warehouses",
+    key="id",
+    description="Warehouses (read-only).",
+    filters=(BY_ID, BY_ENABLE),
+    fields=(
+        ID,
+        Field("name", "string", "Warehouse name."),
+        Field("uniqueCode", "string", "Company-assigned warehouse code."),
+        Field("type", "integer", "Warehouse type code."),
+        named_ref("location", "locations", "warehouse's location"),
+        ENABLE,
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+BUDGETS = Entity(
+    name="budgets",
+    path="/budgets",
+    key="id",
+    description="Budgets (read-only).",
+    webhook_type=9,
+    filters=(BY_ID,),
+    fields=(
+        ID,
+        Field("name", "string", "Budget name."),
+        Field("startDate", "date", "First day of the budget period."),
+        Field("endDate", "date", "Last day of the budget period."),
+        Field("sum", "number", "Budgeted amount."),
+        Field("availableSum", "number", "Amount not yet spent."),
+        Field("currency", "string", "Budget currency (ISO 4217)."),
+        Field("parentBudgetId", "integer", "Id of the parent budget; null at the top."),
+        CREATE_DATE,
+        UPDATE_DATE,
+    ),
+)
+
+ENTITIES: tuple[Entity, ...] = (
+    SUPPLIERS,
+    ITEMS,
+    TAXES,
+    PAYMENT_TERMS,
+    LOCATIONS,
+    LEGAL_ENTITIES,
+    USERS,
+    ITEM_CUSTOM_FIELDS,
+    ITEM_CUSTOM_FIELD_OPTIONS,
+    DOCUMENT_CUSTOM_FIELDS,
+    DOCUMENT_CUSTOM_FIELD_OPTIONS,
+    PURCHASE_ORDERS,
+    INVOICES,
+    CREDIT_NOTES,
+    RECEIPTS,
+    EXPENSES,
+    PAYMENTS,
+    WAREHOUSES,
+    BUDGETS,
+)
+
+BY_NAME: dict[str, Entity] = {entity.name: entity for entity in ENTITIES}
+
+WEBHOOK_ACTIONS: dict[int, str] = {0: "create", 1: "update"}
+"""Webhook `action` codes (H-WH)."""
+
+WEBHOOK_TYPES: dict[int, str] = {
+    0: "Warehouse Request",
+    1: "Purchase Requisition",
+    2: "Purchase Order",
+    3: "Invoice",
+    4: "Request for Proposal",
+    5: "Receipt",
+    6: "Expense",
+    7: "Supplier",
+    8: "Stock Transfer",
+    9: "Budget",
+    10: "Document Custom Field",
+    11: "Item Custom Field",
+}
+"""Webhook `type` codes (H-WH, newest snapshot)."""
+
+PAGE_SIZES: tuple[int, ...] = (10, 20, 50, 100, 200)
+"""The only `per_page` values Precoro accepts."""
+
+MODIFIED_SINCE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def get(name: str) -> Entity:
+    """Look an entity up by name, with an error that lists the known ones."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        known = ", ".join(sorted(BY_NAME))
+        msg = f"unknown Precoro entity {name!r}; known entities: {known}"
+        raise KeyError(msg) from None
+
+
+def stored_collections() -> Iterator[Entity]:
+    """Entities that own their records (views such as credit notes excluded)."""
+    return (entity for entity in ENTITIES if entity.storage is None)
+
+
+def webhook_entity(type_code: int) -> Entity | None:
+    """The entity whose changes a webhook `type` code announces (views excluded)."""
+    for entity in stored_collections():
+        if entity.webhook_type == type_code:
+            return entity
+    return None

@@ -1,0 +1,1 @@
+"""Pytest fixtures that start the sandbox in-process (filled by the sandbox package)."""
