@@ -1,0 +1,204 @@
+"""Bookmarks and resumable passes, kept in the stream's Singer state.
+
+A *pass* reads every page of one list query (`modifiedSince` = the bookmark). Its
+progress (next page, the server time it started at, the records already emitted) is
+saved after every page, so a killed or budget-stopped run resumes at the first page
+that was not completed. The bookmark moves only when a pass completes, to the
+server's time when the pass started minus the look-back: whatever the list order,
+a record changed during or after the pass is then read again by the next pass.
+
+State layout of an incremental stream::
+
+    {"replication_key": "updateDate",
+     "replication_key_value": "<bookmark, UTC ISO>",
+     "recent": {"<id>": "<updateDate>"},        # emitted at/after the bookmark
+     "pass": {"since": ..., "started_at": ..., "next_page": 3, "query": "<hash>",
+              "page_emitted": ["<id>", ...], "recent": {...}}}
+
+`recent` lets the next pass skip records it already delivered inside the look-back
+window (same id, same updateDate), so overlap costs no detail call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from precoro_client.registry import MODIFIED_SINCE_FORMAT
+
+RECENT_LIMIT = 5000
+"""Most look-back entries kept in state; beyond it records are simply re-read (safe)."""
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO timestamp from Precoro or from state; naive values are UTC."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def to_state_timestamp(value: datetime) -> str:
+    """Render a timestamp for state: UTC, ISO 8601, whole seconds."""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def modified_since_param(bookmark: datetime, api_timezone: str) -> str:
+    """Render a bookmark as Precoro's `modifiedSince` (local time of the API, no zone).
+
+    Seconds are floored: the filter is inclusive, so flooring can only re-read.
+    """
+    local = bookmark.astimezone(ZoneInfo(api_timezone))
+    return local.strftime(MODIFIED_SINCE_FORMAT)
+
+
+def query_fingerprint(path: str, params: list[tuple[str, str]], page_size: int) -> str:
+    """Identify a pass's query, so a resumed pass only continues the same query."""
+    payload = json.dumps([path, sorted(params), page_size])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Pass:
+    """Progress of one read of a list query."""
+
+    since: str | None
+    started_at: str | None
+    next_page: int
+    query: str
+    page_emitted: list[str] = field(default_factory=list)
+    recent: dict[str, str] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        """Serialise for the stream state."""
+        return {
+            "since": self.since,
+            "started_at": self.started_at,
+            "next_page": self.next_page,
+            "query": self.query,
+            "page_emitted": list(self.page_emitted),
+            "recent": dict(self.recent),
+        }
+
+    @classmethod
+    def from_state(cls, raw: Mapping[str, Any]) -> Pass:
+        """Read back a saved pass."""
+        return cls(
+            since=raw.get("since"),
+            started_at=raw.get("started_at"),
+            next_page=int(raw.get("next_page", 1)),
+            query=str(raw.get("query", "")),
+            page_emitted=[str(x) for x in raw.get("page_emitted", [])],
+            recent={str(k): str(v) for k, v in (raw.get("recent") or {}).items()},
+        )
+
+
+class IncrementalState:
+    """Reads and writes an incremental stream's bookmark and pass in its state dict."""
+
+    def __init__(self, state: MutableMapping[str, Any], replication_key: str) -> None:
+        """Wrap the SDK's writable stream state (mutated in place)."""
+        self.state = state
+        self.replication_key = replication_key
+
+    @property
+    def bookmark(self) -> datetime | None:
+        """The committed bookmark, if any."""
+        value = self.state.get("replication_key_value")
+        return parse_timestamp(value) if value else None
+
+    @property
+    def recent(self) -> dict[str, str]:
+        """Records delivered at or after the bookmark by the last completed pass."""
+        return {str(k): str(v) for k, v in (self.state.get("recent") or {}).items()}
+
+    def current_pass(self) -> Pass | None:
+        """The pass in progress, if a previous run stopped inside one."""
+        raw = self.state.get("pass")
+        return Pass.from_state(raw) if isinstance(raw, Mapping) else None
+
+    def save_pass(self, progress: Pass) -> None:
+        """Record pass progress (called after every completed page)."""
+        self.state["pass"] = progress.to_state()
+
+    def complete_pass(self, progress: Pass, lookback: timedelta) -> datetime | None:
+        """Commit a finished pass: move the bookmark to its start minus the look-back.
+
+        The bookmark never moves backwards, and is unchanged when the server time is
+        unknown (no response carried a `Date`).
+        """
+        self.state.pop("pass", None)
+        if progress.started_at is None:
+            return self.bookmark
+        candidate = parse_timestamp(progress.started_at) - lookback
+        previous = parse_timestamp(progress.since) if progress.since else None
+        new_bookmark = max(candidate, previous) if previous else candidate
+        self.state["replication_key"] = self.replication_key
+        self.state["replication_key_value"] = to_state_timestamp(new_bookmark)
+        kept = {
+            key: value
+            for key, value in progress.recent.items()
+            if parse_timestamp(value) >= new_bookmark
+        }
+        self.state["recent"] = dict(list(kept.items())[-RECENT_LIMIT:])
+        return new_bookmark
+
+
+class ReferenceState:
+    """State of a stream Precoro cannot filter by date: content hashes and refresh time."""
+
+    def __init__(self, state: MutableMapping[str, Any]) -> None:
+        """Wrap the SDK's writable stream state (mutated in place)."""
+        self.state = state
+
+    @property
+    def refreshed_at(self) -> datetime | None:
+        """When the last complete refresh started."""
+        value = self.state.get("refreshed_at")
+        return parse_timestamp(value) if value else None
+
+    def is_due(self, now: datetime, refresh_every: timedelta) -> bool:
+        """Whether a refresh is due (a pass in progress is always finished first)."""
+        if self.state.get("pass"):
+            return True
+        last = self.refreshed_at
+        return last is None or now - last >= refresh_every
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """Content hash per record id from the last refresh."""
+        return {str(k): str(v) for k, v in (self.state.get("hashes") or {}).items()}
+
+    def current_pass(self) -> Pass | None:
+        """The refresh in progress, if a previous run stopped inside one."""
+        raw = self.state.get("pass")
+        return Pass.from_state(raw) if isinstance(raw, Mapping) else None
+
+    def save_pass(self, progress: Pass, hashes: Mapping[str, str]) -> None:
+        """Record refresh progress with the hashes of every record seen so far."""
+        self.state["pass"] = progress.to_state()
+        self.state["pass"]["hashes"] = dict(hashes)
+
+    def pass_hashes(self) -> dict[str, str]:
+        """Hashes collected by the refresh in progress."""
+        raw = self.state.get("pass") or {}
+        return {str(k): str(v) for k, v in (raw.get("hashes") or {}).items()}
+
+    def complete_pass(self, progress: Pass, hashes: Mapping[str, str]) -> None:
+        """Commit a finished refresh: records not seen this time are forgotten.
+
+        `refreshed_at` is the local clock at the start of the refresh: the refresh
+        schedule is the user's, so it follows the machine the tap runs on.
+        """
+        self.state.pop("pass", None)
+        self.state["hashes"] = dict(hashes)
+        self.state["refreshed_at"] = progress.started_at
+
+
+def content_hash(record: Mapping[str, Any]) -> str:
+    """Stable short hash of a record's content (key order independent)."""
+    payload = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,306 @@
+"""Streams generated from the entity registry.
+
+Requests go through the shared `PrecoroClient` (the governor, ledger, 429 and retry
+handling the target uses too) rather than the SDK's RESTStream loop, because the
+tap checkpoints after every page and the RESTStream pagination loop never says when
+a page's records have all been emitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from precoro_client.errors import BudgetExhausted, NotFound
+from precoro_client.registry import Entity
+from precoro_client.registry import get as get_entity
+from precoro_client.schemas import record_schema
+from singer_sdk import Stream
+from singer_sdk.helpers.types import Context
+
+from tap_precoro.bookmarks import (
+    IncrementalState,
+    Pass,
+    ReferenceState,
+    content_hash,
+    modified_since_param,
+    parse_timestamp,
+    query_fingerprint,
+    to_state_timestamp,
+)
+
+if TYPE_CHECKING:
+    from tap_precoro.tap import TapPrecoro
+
+Params = list[tuple[str, str]]
+
+
+class PrecoroStream(Stream):
+    """One Precoro list endpoint, read page by page with a checkpoint after each."""
+
+    primary_keys = ("id",)
+    entity: Entity
+
+    def __init__(self, tap: TapPrecoro, entity: Entity) -> None:
+        """Build the stream's name and schema from its registry entry."""
+        self.entity = entity
+        self.precoro_tap = tap
+        include_detail = entity.document and bool(tap.config.get("fetch_details", True))
+        super().__init__(
+            tap=tap,
+            name=entity.name,
+            schema=record_schema(entity, include_detail=include_detail),
+        )
+        self.selected_by_default = entity.storage is None
+        self._emitted: set[str] = set()
+        self.finished = False
+
+    # --- query --------------------------------------------------------------------------
+
+    @property
+    def page_size(self) -> int:
+        """Rows per list call (Precoro accepts 10, 20, 50, 100 or 200)."""
+        return int(self.config.get("page_size", 200))
+
+    def base_params(self, context: Context | None) -> Params:
+        """Filters sent on every list call of this stream (not the page or the bookmark)."""
+        del context
+        params: Params = list(self.entity.base_params)
+        filters = {f.param for f in self.entity.filters}
+        statuses = (self.config.get("status_filters") or {}).get(self.name)
+        if statuses and "status[]" in filters:
+            params.extend(("status[]", str(code)) for code in statuses)
+        if not self.config.get("include_disabled", True) and "enable" in filters:
+            params.append(("enable", "1"))
+        return params
+
+    def list_path(self, context: Context | None) -> str:
+        """Path of the list endpoint (nested entities take their parent from context)."""
+        parent_id = context.get("parent_id") if context else None
+        return str(self.entity.list_path(parent_id))
+
+    # --- paging -------------------------------------------------------------------------
+
+    def read_pages(
+        self, path: str, params: Params, progress: Pass
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Yield (page number, rows) from `progress.next_page` to the last page."""
+        pages = self.precoro_tap.client.iter_pages(
+            path, params, self.page_size, start_page=progress.next_page
+        )
+        for page in pages:
+            yield page.number, [row for row in page.records if isinstance(row, dict)]
+
+    def pass_start_time(self, server_time: datetime | None) -> str | None:
+        """Start of a pass as the server saw it (one second earlier: `Date` truncates)."""
+        if server_time is None:
+            return None
+        return to_state_timestamp(server_time - timedelta(seconds=1))
+
+    def fetch_detail(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Full document (lines, taxes, ...) merged over its list row."""
+        key = row.get(self.entity.key)
+        if key is None or not self.config.get("fetch_details", True):
+            return dict(row)
+        try:
+            detail = self.precoro_tap.client.get_json(self.entity.detail_path(key), [])
+        except NotFound:
+            self.logger.warning(
+                "%s %s=%s vanished between list and detail; emitting the list row",
+                self.name,
+                self.entity.key,
+                key,
+            )
+            return dict(row)
+        return {**row, **detail}
+
+    def checkpoint(self) -> None:
+        """Emit a STATE message now (the page's records are already written)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    # --- SDK hooks ----------------------------------------------------------------------
+
+    def _increment_stream_state(self, latest_record: Any, *, context: Any = None) -> None:
+        """Bookmarks are moved per pass by `bookmarks`, never from record values.
+
+        The SDK's default would bookmark the greatest updateDate seen, which loses
+        records when Precoro's list order is not by updateDate.
+        """
+        del latest_record, context
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Read the stream unless the run already ran out of budget."""
+        if self.precoro_tap.budget_stop is not None:
+            return
+        try:
+            yield from self.read_records(context)
+        except BudgetExhausted as exc:
+            self.precoro_tap.stop_for_budget(self, exc)
+            self.checkpoint()
+            return
+        self.finished = True
+
+    def log_sync_costs(self) -> None:
+        """Also close the run when the SDK reaches the last stream (see `finish_run`)."""
+        super().log_sync_costs()
+        if list(self.precoro_tap.streams)[-1] == self.name:
+            self.precoro_tap.finish_run()
+
+    @property
+    def emitted_count(self) -> int:
+        """Records emitted by this run."""
+        return len(self._emitted)
+
+    def read_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Stream-kind specific read (incremental or reference)."""
+        raise NotImplementedError
+
+    def first_emission(self, record: Mapping[str, Any]) -> bool:
+        """True the first time this run sees a record id (each record once per run)."""
+        record_id = str(record.get("id"))
+        if record_id in self._emitted:
+            return False
+        self._emitted.add(record_id)
+        return True
+
+
+class IncrementalStream(PrecoroStream):
+    """A stream Precoro filters by `modifiedSince`; replication key `updateDate`."""
+
+    replication_key = "updateDate"
+    is_sorted = False
+
+    def start_bookmark(self, tracker: IncrementalState) -> datetime | None:
+        """Committed bookmark, else the stream's own start date, else `start_date`."""
+        if tracker.bookmark is not None:
+            return tracker.bookmark
+        overrides = self.config.get("stream_start_dates") or {}
+        start = overrides.get(self.name) or self.config.get("start_date")
+        return parse_timestamp(start) if start else None
+
+    def read_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Run (or resume) one pass over everything changed since the bookmark."""
+        tracker = IncrementalState(self.get_context_state(context), "updateDate")
+        base = self.base_params(context)
+        path = self.list_path(context)
+        query = query_fingerprint(path, base, self.page_size)
+        progress = tracker.current_pass()
+        if progress is None or progress.query != query:
+            since = self.start_bookmark(tracker)
+            progress = Pass(
+                since=to_state_timestamp(since) if since else None,
+                started_at=None,
+                next_page=1,
+                query=query,
+            )
+        else:
+            self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
+        params = list(base)
+        if progress.since:
+            timezone = str(self.config.get("api_timezone", "UTC"))
+            since_value = modified_since_param(parse_timestamp(progress.since), timezone)
+            params.append(("modifiedSince", since_value))
+        delivered = tracker.recent
+        fetch = self.entity.document and bool(self.config.get("fetch_details", True))
+        for page, rows in self.read_pages(path, params, progress):
+            if progress.started_at is None:
+                server_time = self.precoro_tap.client.last_server_date
+                progress.started_at = self.pass_start_time(server_time)
+            already = set(progress.page_emitted)
+            for row in rows:
+                row_id = str(row.get("id"))
+                updated = str(row.get("updateDate"))
+                if row_id in already or delivered.get(row_id) == updated:
+                    continue
+                if not self.first_emission(row):
+                    continue
+                record = self.fetch_detail(row) if fetch else dict(row)
+                progress.recent[row_id] = str(record.get("updateDate", updated))
+                yield record
+                if fetch:
+                    progress.page_emitted.append(row_id)
+                    tracker.save_pass(progress)
+                    self.checkpoint()
+            progress.next_page = page + 1
+            progress.page_emitted = []
+            tracker.save_pass(progress)
+            self.checkpoint()
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
+        tracker.complete_pass(progress, lookback)
+        self.checkpoint()
+
+
+class ReferenceStream(PrecoroStream):
+    """A stream Precoro cannot filter by date: re-read on a schedule, changes emitted."""
+
+    def read_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Refresh when due; emit only records whose content changed since last time."""
+        tracker = ReferenceState(self.get_context_state(context))
+        hours = float(self.config.get("reference_refresh_hours", 24))
+        now = datetime.now(UTC)
+        if not tracker.is_due(now, timedelta(hours=hours)):
+            self.logger.info("%s: cached, refreshed less than %g h ago", self.name, hours)
+            return
+        path = self.list_path(context)
+        base = self.base_params(context)
+        query = query_fingerprint(path, base, self.page_size)
+        progress = tracker.current_pass()
+        seen: dict[str, str]
+        if progress is None or progress.query != query:
+            progress = Pass(since=None, started_at=None, next_page=1, query=query)
+            seen = {}
+        else:
+            seen = tracker.pass_hashes()
+        progress.started_at = progress.started_at or to_state_timestamp(now)
+        previous = tracker.hashes
+        for page, rows in self.read_pages(path, base, progress):
+            for row in rows:
+                row_id = str(row.get("id"))
+                digest = content_hash(row)
+                seen[row_id] = digest
+                if previous.get(row_id) != digest and self.first_emission(row):
+                    yield dict(row)
+            progress.next_page = page + 1
+            tracker.save_pass(progress, seen)
+            self.checkpoint()
+        tracker.complete_pass(progress, seen)
+        self.checkpoint()
+        self.on_refreshed(seen)
+
+    def on_refreshed(self, seen: Mapping[str, str]) -> None:
+        """Publish the ids this refresh saw (the option streams page per custom field)."""
+        self.precoro_tap.refreshed_ids[self.name] = [int(key) for key in seen]
+
+
+class OptionsStream(ReferenceStream):
+    """Options of each custom field, read per field (`/{fields}/{id}/options`).
+
+    The field ids come from the custom-field stream when it refreshed in this run,
+    else from the partitions this stream saved last time, else from one list call.
+    """
+
+    @property
+    def partitions(self) -> list[dict[str, Any]] | None:
+        """One partition (with its own state) per custom field."""
+        parent = self.entity.parent or ""
+        ids = self.precoro_tap.refreshed_ids.get(parent)
+        if ids is None:
+            known = super().partitions
+            if known:
+                return known
+            if self.precoro_tap.budget_stop is not None:
+                return []
+            try:
+                ids = [
+                    int(row["id"])
+                    for row in self.precoro_tap.client.iter_records(
+                        get_entity(parent).list_path(), None, self.page_size
+                    )
+                ]
+            except BudgetExhausted as exc:
+                self.precoro_tap.stop_for_budget(self, exc)
+                return []
+            self.precoro_tap.refreshed_ids[parent] = ids
+        return [{"parent_id": parent_id} for parent_id in ids]

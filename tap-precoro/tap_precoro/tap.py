@@ -1,0 +1,247 @@
+"""tap-precoro: every Precoro entity, incremental by modifiedSince, inside the limits."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from precoro_client.client import PrecoroClient
+from precoro_client.errors import BudgetExhausted, ConfigError
+from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
+from precoro_client.settings import PrecoroSettings
+from precoro_client.singer_settings import CONNECTION_PROPERTIES
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_precoro.bookmarks import parse_timestamp
+from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
+
+STREAM_NAMES = [entity.name for entity in ENTITIES]
+
+TAP_PROPERTIES = th.PropertiesList(
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        description=(
+            "Read records changed at or after this time on the first run (ISO 8601). "
+            "Empty: the whole history."
+        ),
+    ),
+    th.Property(
+        "stream_start_dates",
+        th.ObjectType(additional_properties=th.DateTimeType),
+        description='Per-stream start_date overrides, e.g. {"invoices": "2025-01-01T00:00:00Z"}.',
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType,
+        default=200,
+        allowed_values=list(PAGE_SIZES),
+        description="Rows per list call; Precoro accepts 10, 20, 50, 100 or 200.",
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.NumberType,
+        default=5,
+        description=(
+            "The next run re-reads changes from this long before the previous run "
+            "started (server clock), so clock edges and in-flight writes are never lost."
+        ),
+    ),
+    th.Property(
+        "api_timezone",
+        th.StringType,
+        default="UTC",
+        description=(
+            "Time zone Precoro uses to compare modifiedSince (IANA name). Precoro does "
+            "not document it: set your company's zone if changes go missing."
+        ),
+    ),
+    th.Property(
+        "fetch_details",
+        th.BooleanType,
+        default=True,
+        description=(
+            "Fetch each changed document (purchase orders, invoices, credit notes, "
+            "receipts, expenses) by idn for its lines: one call per changed document."
+        ),
+    ),
+    th.Property(
+        "reference_refresh_hours",
+        th.NumberType,
+        default=24,
+        description=(
+            "Entities Precoro cannot filter by date (taxes, payment terms, locations, "
+            "legal entities, users, custom fields, warehouses, budgets) are re-read at "
+            "most this often; only changed records are emitted."
+        ),
+    ),
+    th.Property(
+        "include_disabled",
+        th.BooleanType,
+        default=True,
+        description="Include disabled records (linking needs disabled suppliers too).",
+    ),
+    th.Property(
+        "status_filters",
+        th.ObjectType(additional_properties=th.ArrayType(th.IntegerType)),
+        description=(
+            'Status codes to read per stream, e.g. {"invoices": [2, 5]} (2 = approved). '
+            "Empty: every status."
+        ),
+    ),
+    th.Property(
+        "on_budget_exhausted",
+        th.StringType,
+        default="stop",
+        allowed_values=["stop", "fail"],
+        description=(
+            "When the daily budget runs out: `stop` saves state and exits 0 (the next "
+            "run resumes), `fail` saves state and exits 1."
+        ),
+    ),
+)
+
+
+class TapPrecoro(Tap):
+    """Singer tap for the Precoro REST API."""
+
+    name = "tap-precoro"
+    config_jsonschema = th.PropertiesList(
+        *CONNECTION_PROPERTIES,
+        *TAP_PROPERTIES,
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Validate the config fully before any request, then build the client."""
+        self.budget_stop: BudgetExhausted | None = None
+        self.refreshed_ids: dict[str, list[int]] = {}
+        self._stopped_stream: str | None = None
+        super().__init__(*args, **kwargs)
+        self._client: PrecoroClient | None = None
+
+    # --- configuration --------------------------------------------------------------------
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """SDK schema checks plus the settings the schema cannot express."""
+        errors = super()._validate_config(raise_errors=raise_errors)
+        problems: list[str] = []
+        try:
+            self.precoro_settings = PrecoroSettings.from_config(self.config)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        for key in ("start_date",):
+            value = self.config.get(key)
+            if value and not _is_timestamp(value):
+                problems.append(f"{key} {value!r} is not an ISO 8601 date-time")
+        for stream, value in (self.config.get("stream_start_dates") or {}).items():
+            if stream not in STREAM_NAMES:
+                problems.append(f"stream_start_dates names unknown stream {stream!r}")
+            elif not _is_timestamp(value):
+                problems.append(f"stream_start_dates.{stream} {value!r} is not a date-time")
+        for stream in self.config.get("status_filters") or {}:
+            if stream not in STREAM_NAMES:
+                problems.append(f"status_filters names unknown stream {stream!r}")
+        timezone = self.config.get("api_timezone", "UTC")
+        if not _is_timezone(timezone):
+            problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")
+        if problems and raise_errors:
+            raise ConfigValidationError(problems[0], errors=problems)
+        return [*errors, *problems]
+
+    @property
+    def client(self) -> PrecoroClient:
+        """The shared Precoro client, created on first use (never during --about)."""
+        if self._client is None:
+            self._client = PrecoroClient(self.precoro_settings)
+        return self._client
+
+    # --- streams ------------------------------------------------------------------------
+
+    def discover_streams(self) -> list[Stream]:
+        """One stream per registry entity that has a list endpoint."""
+        return [self._stream_for(entity) for entity in ENTITIES]
+
+    @property
+    def streams(self) -> dict[str, Stream]:
+        """Registry order, not the SDK's alphabetical one: custom fields before options."""
+        loaded = super().streams
+        if list(loaded) != [name for name in STREAM_NAMES if name in loaded]:
+            ordered = {name: loaded[name] for name in STREAM_NAMES if name in loaded}
+            loaded.clear()
+            loaded.update(ordered)
+        return loaded
+
+    def _stream_for(self, entity: Entity) -> PrecoroStream:
+        if entity.parent is not None:
+            return OptionsStream(self, entity)
+        if entity.incremental:
+            return IncrementalStream(self, entity)
+        return ReferenceStream(self, entity)
+
+    # --- run ----------------------------------------------------------------------------
+
+    def stop_for_budget(self, stream: PrecoroStream, exc: BudgetExhausted) -> None:
+        """Remember a clean budget stop; later streams then make no request."""
+        if self.budget_stop is None:
+            self.budget_stop = exc
+            self._stopped_stream = stream.name
+            self.logger.warning("%s: %s", stream.name, exc)
+
+    def finish_run(self) -> None:
+        """Log the run summary; exit 1 on a budget stop if so configured.
+
+        `sync_all` is final in the SDK; it ends by calling every stream's
+        `log_sync_costs`, and the last stream's call lands here.
+        """
+        self._log_summary()
+        if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
+            sys.exit(1)
+
+    def _log_summary(self) -> None:
+        records = Counter({s.name: s.emitted_count for s in self._precoro_streams()})
+        client = self.client if self._client is not None else None
+        calls = client.call_count if client else 0
+        left = client.governor.remaining_today() if client else None
+        per_stream = ", ".join(f"{name}={count}" for name, count in sorted(records.items()))
+        self.logger.info(
+            "Run summary: records %s; API calls used %d; budget left today %s",
+            per_stream or "none",
+            calls,
+            "unknown" if left is None else left,
+        )
+        if self.budget_stop is not None:
+            pending = [s.name for s in self._precoro_streams() if s.selected and not s.finished]
+            returns = self.budget_stop.resets_at
+            self.logger.warning(
+                "Stopped early: %s. Still to read: %s (at least %d calls). "
+                "Budget returns at %s; the next run resumes where this one stopped.",
+                self.budget_stop.limit,
+                ", ".join(pending) or "nothing",
+                len(pending),
+                returns.isoformat() if isinstance(returns, datetime) else "unknown",
+            )
+
+    def _precoro_streams(self) -> list[PrecoroStream]:
+        return [s for s in self.streams.values() if isinstance(s, PrecoroStream)]
+
+
+def _is_timestamp(value: Any) -> bool:
+    try:
+        parse_timestamp(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_timezone(name: Any) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
