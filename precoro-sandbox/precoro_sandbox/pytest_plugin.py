@@ -1,1 +1,43 @@
-"""Pytest fixtures that start the sandbox in-process (filled by the sandbox package)."""
+"""Pytest fixtures that start the sandbox in-process (registered as a pytest11 plugin).
+
+- `sandbox`: a fresh small dataset per test, rate limits off (fast), UTC.
+- `sandbox_factory(**options)`: start sandboxes with any SandboxOptions field; all are
+  closed at the end of the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from precoro_sandbox.options import SandboxOptions
+from precoro_sandbox.server import SandboxServer
+
+SMALL_SCALE = 30
+"""Suppliers in the default test dataset (≈ 400 records in all, several pages each)."""
+
+SandboxFactory = Callable[..., SandboxServer]
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[SandboxFactory]:
+    """Start sandboxes with options (defaults: scale 30, limits off); closed after the test."""
+    started: list[SandboxServer] = []
+
+    def make(**options: Any) -> SandboxServer:
+        merged: dict[str, Any] = {"scale": SMALL_SCALE, "limits": "off", **options}
+        server = SandboxServer(SandboxOptions(**merged)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in reversed(started):
+        server.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
+    """A running sandbox with a small fresh dataset and no rate limits."""
+    return sandbox_factory()

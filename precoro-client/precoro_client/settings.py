@@ -1,0 +1,266 @@
+"""Connection and rate-governor settings, validated before any request is made.
+
+Both the tap and the target build one `PrecoroSettings` from their Singer config with
+`PrecoroSettings.from_config(config)`. Every problem is reported as `ConfigError` with
+one line that names the setting; the token value is never part of a message or repr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from precoro_client.errors import ConfigError
+from precoro_client.secret import Secret
+
+DEFAULT_API_URL = "https://api.precoro.com"
+REGION_URLS: dict[str, str] = {
+    "com": "https://api.precoro.com",
+    "us": "https://api.precoro.us",
+}
+"""Regional API hosts (fact sheet §1: .com international, .us for app.precoro.us accounts)."""
+
+LEDGER_FILENAME = "ledger.sqlite3"
+
+
+def default_ledger_path() -> Path:
+    """Per-user ledger location: `$XDG_STATE_HOME/precoro/` or `~/.local/state/precoro/`."""
+    state_home = os.environ.get("XDG_STATE_HOME", "").strip()
+    base = Path(state_home) if state_home else Path.home() / ".local" / "state"
+    return base / "precoro" / LEDGER_FILENAME
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_api_url(value: str) -> str:
+    """Check an API base URL and return it without a trailing slash.
+
+    `https://` anywhere; plain `http://` only for loopback hosts (the local sandbox),
+    because the token travels in a header. No credentials, query or fragment.
+    """
+    raw = value.strip()
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        msg = f"api_url {raw!r} is not a valid URL ({exc})"
+        raise ConfigError("api_url", msg) from None
+    if parts.scheme not in {"http", "https"} or not host:
+        msg = f"api_url {raw!r} must be an absolute https:// URL such as {DEFAULT_API_URL}"
+        raise ConfigError("api_url", msg)
+    if parts.username or parts.password:
+        msg = "api_url must not contain credentials; use auth_token and email"
+        raise ConfigError("api_url", msg)
+    if parts.query or parts.fragment:
+        msg = f"api_url {raw!r} must not contain a query string or fragment"
+        raise ConfigError("api_url", msg)
+    if parts.scheme == "http" and not _is_loopback(host):
+        msg = (
+            f"api_url {raw!r} uses plain http; only https is allowed except for "
+            "loopback hosts (127.0.0.0/8, ::1, localhost)"
+        )
+        raise ConfigError("api_url", msg)
+    return raw.rstrip("/")
+
+
+def _number(name: str, value: Any, *, integer: bool, minimum: float, strict: bool) -> float:
+    """Parse a numeric setting (numbers or numeric strings, as env vars arrive)."""
+    if isinstance(value, bool):
+        msg = f"{name} must be a number, not a boolean"
+        raise ConfigError(name, msg)
+    parsed: float
+    if isinstance(value, int | float):
+        parsed = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            msg = f"{name} must be a number, got {value!r}"
+            raise ConfigError(name, msg) from None
+    else:
+        msg = f"{name} must be a number, got {type(value).__name__}"
+        raise ConfigError(name, msg)
+    if not math.isfinite(parsed):
+        msg = f"{name} must be a finite number"
+        raise ConfigError(name, msg)
+    if integer and not parsed.is_integer():
+        msg = f"{name} must be a whole number, got {value!r}"
+        raise ConfigError(name, msg)
+    if (strict and parsed <= minimum) or (not strict and parsed < minimum):
+        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        msg = f"{name} must be {bound}, got {value!r}"
+        raise ConfigError(name, msg)
+    return parsed
+
+
+@dataclass(frozen=True)
+class PrecoroSettings:
+    """Everything needed to talk to one Precoro account within its limits.
+
+    The token is held as a `Secret`; `repr()` shows `***`. Construct with keyword
+    arguments or `from_config`; both validate.
+    """
+
+    auth_token: Secret
+    email: str
+    api_url: str = DEFAULT_API_URL
+    region: str | None = None
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 60.0
+    max_tries: int = 5
+    max_requests_per_second: float = 1.0
+    max_requests_per_hour: int = 1500
+    max_requests_per_day: int = 3000
+    duplicate_get_interval_seconds: float = 60.0
+    budget_reserve: int = 0
+    max_wait_seconds: float = 900.0
+    budget_ledger_path: Path = field(default_factory=default_ledger_path)
+    user_agent: str | None = None
+
+    def __post_init__(self) -> None:
+        """Validate and normalise every field; raises `ConfigError` (one line)."""
+        token: Any = self.auth_token
+        if isinstance(token, Secret):
+            token = token.reveal()
+        if token is None or (isinstance(token, str) and not token.strip()):
+            msg = "auth_token is missing: set the Precoro API key (Configuration > Integrations)"
+            raise ConfigError("auth_token", msg)
+        if not isinstance(token, str):
+            msg = f"auth_token must be a string, got {type(token).__name__}"
+            raise ConfigError("auth_token", msg)
+        if token != token.strip() or any(ch.isspace() or ord(ch) < 32 for ch in token):
+            msg = "auth_token contains whitespace or control characters (copy/paste error?)"
+            raise ConfigError("auth_token", msg)
+        object.__setattr__(self, "auth_token", Secret(token))
+
+        email = self.email.strip() if isinstance(self.email, str) else ""
+        if not email:
+            msg = "email is missing: set the e-mail of the user who owns the API key"
+            raise ConfigError("email", msg)
+        if "@" not in email or any(ch.isspace() or ord(ch) < 32 for ch in email):
+            msg = f"email {email!r} is not an e-mail address"
+            raise ConfigError("email", msg)
+        object.__setattr__(self, "email", email)
+
+        object.__setattr__(self, "api_url", self._resolve_api_url())
+
+        for name, integer, minimum, strict in (
+            ("connect_timeout_seconds", False, 0.0, True),
+            ("read_timeout_seconds", False, 0.0, True),
+            ("max_tries", True, 1.0, False),
+            ("max_requests_per_second", False, 0.0, True),
+            ("max_requests_per_hour", True, 1.0, False),
+            ("max_requests_per_day", True, 1.0, False),
+            ("duplicate_get_interval_seconds", False, 0.0, False),
+            ("budget_reserve", True, 0.0, False),
+            ("max_wait_seconds", False, 0.0, False),
+        ):
+            parsed = _number(
+                name, getattr(self, name), integer=integer, minimum=minimum, strict=strict
+            )
+            object.__setattr__(self, name, int(parsed) if integer else parsed)
+        if self.budget_reserve >= self.max_requests_per_day:
+            msg = (
+                f"budget_reserve ({self.budget_reserve}) must be smaller than "
+                f"max_requests_per_day ({self.max_requests_per_day})"
+            )
+            raise ConfigError("budget_reserve", msg)
+
+        ledger: Any = self.budget_ledger_path
+        if ledger is None or (isinstance(ledger, str) and not ledger.strip()):
+            ledger = default_ledger_path()
+        if not isinstance(ledger, str | os.PathLike):
+            msg = f"budget_ledger_path must be a file path, got {type(ledger).__name__}"
+            raise ConfigError("budget_ledger_path", msg)
+        path = Path(ledger).expanduser()
+        if path.exists() and path.is_dir():
+            msg = f"budget_ledger_path {str(path)!r} is a directory; give a file path"
+            raise ConfigError("budget_ledger_path", msg)
+        object.__setattr__(self, "budget_ledger_path", path)
+
+        if self.user_agent is not None and not isinstance(self.user_agent, str):
+            msg = "user_agent must be a string"
+            raise ConfigError("user_agent", msg)
+
+    def _resolve_api_url(self) -> str:
+        region = self.region
+        if region is not None and not isinstance(region, str):
+            msg = "region must be a string: 'com' or 'us'"
+            raise ConfigError("region", msg)
+        region = region.strip().lower() if region else None
+        object.__setattr__(self, "region", region)
+        if region is not None and region not in REGION_URLS:
+            known = ", ".join(sorted(REGION_URLS))
+            msg = f"region {region!r} is unknown; use one of: {known}"
+            raise ConfigError("region", msg)
+        api_url = self.api_url
+        if api_url is None or (isinstance(api_url, str) and not api_url.strip()):
+            api_url = DEFAULT_API_URL
+        if not isinstance(api_url, str):
+            msg = "api_url must be a string such as https://api.precoro.com"
+            raise ConfigError("api_url", msg)
+        normalized = normalize_api_url(api_url)
+        if region is None:
+            return normalized
+        # The schema default fills api_url, so the .com default yields to the region.
+        if normalized == DEFAULT_API_URL:
+            return REGION_URLS[region]
+        if normalized != REGION_URLS[region]:
+            msg = f"api_url {normalized!r} and region {region!r} disagree; set only one of them"
+            raise ConfigError("region", msg)
+        return normalized
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PrecoroSettings:
+        """Build settings from a Singer config, ignoring keys that are not settings.
+
+        Keys that are present but null fall back to the default.
+        """
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in config.items() if k in names and v is not None}
+        kwargs.setdefault("auth_token", None)
+        kwargs.setdefault("email", "")
+        return cls(**kwargs)
+
+    # --- what the HTTP layers need --------------------------------------------------
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """`(connect, read)` timeouts in seconds, as `requests` takes them."""
+        return (self.connect_timeout_seconds, self.read_timeout_seconds)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The two headers Precoro authenticates with (`X-AUTH-TOKEN`, `email`)."""
+        return {"X-AUTH-TOKEN": self.auth_token.reveal(), "email": self.email}
+
+    @property
+    def ledger_key(self) -> str:
+        """sha256 of token + API URL: identifies one budget without storing the token."""
+        material = f"{self.auth_token.reveal()}\n{self.api_url}".encode()
+        return hashlib.sha256(material).hexdigest()
+
+    def url(self, path: str) -> str:
+        """Absolute URL for an API path such as `/suppliers` (absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.api_url}/{path.lstrip('/')}"
+
+
+def validate_settings(config: Mapping[str, Any]) -> PrecoroSettings:
+    """Validate a Singer config before any request; raises `ConfigError` with one line."""
+    return PrecoroSettings.from_config(config)

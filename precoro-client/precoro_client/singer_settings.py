@@ -1,0 +1,127 @@
+"""The connection and governor settings as a Singer config schema fragment.
+
+Declared once here so tap-precoro and target-precoro offer the same settings with
+the same descriptions and defaults:
+
+    config_jsonschema = th.PropertiesList(
+        *CONNECTION_PROPERTIES, *OWN_PROPERTIES
+    ).to_dict()
+
+Defaults equal `PrecoroSettings`' (a test checks). `budget_ledger_path` has no
+schema default because the real default depends on `XDG_STATE_HOME` at run time.
+"""
+
+from __future__ import annotations
+
+from singer_sdk import typing as th
+
+from precoro_client.settings import DEFAULT_API_URL, REGION_URLS
+
+CONNECTION_PROPERTIES = th.PropertiesList(
+    th.Property(
+        "auth_token",
+        th.StringType,
+        required=True,
+        secret=True,
+        description=(
+            "Precoro API key (Configuration > Integrations > API Key), sent as "
+            "X-AUTH-TOKEN. Shown once when generated; never logged."
+        ),
+    ),
+    th.Property(
+        "email",
+        th.StringType,
+        required=True,
+        description="E-mail of the Precoro user who owns the API key (sent as `email`).",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        description=(
+            "API base URL. https only; plain http is accepted for loopback hosts "
+            "(127.0.0.1, ::1, localhost) such as the local sandbox."
+        ),
+    ),
+    th.Property(
+        "region",
+        th.StringType,
+        allowed_values=sorted(REGION_URLS),
+        description=(
+            "Shortcut for api_url: `com` (https://api.precoro.com) or `us` "
+            "(https://api.precoro.us, for accounts on app.precoro.us)."
+        ),
+    ),
+    th.Property(
+        "connect_timeout_seconds",
+        th.NumberType,
+        default=10,
+        description="Seconds to wait for a TCP/TLS connection before retrying.",
+    ),
+    th.Property(
+        "read_timeout_seconds",
+        th.NumberType,
+        default=60,
+        description="Seconds to wait for response data before retrying (GET/PUT/PATCH).",
+    ),
+    th.Property(
+        "max_tries",
+        th.IntegerType,
+        default=5,
+        description="Attempts per call for transient failures (5xx, timeouts, drops).",
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType,
+        default=1,
+        description="Client-side spacing; Precoro answers 429 to faster traffic.",
+    ),
+    th.Property(
+        "max_requests_per_hour",
+        th.IntegerType,
+        default=1500,
+        description="Rolling hourly budget (Precoro's limit: 1500/hour).",
+    ),
+    th.Property(
+        "max_requests_per_day",
+        th.IntegerType,
+        default=3000,
+        description="Rolling 24-hour budget (Precoro's limit: 3000/day).",
+    ),
+    th.Property(
+        "duplicate_get_interval_seconds",
+        th.NumberType,
+        default=60,
+        description="An identical GET (same URL and query) is not repeated within this.",
+    ),
+    th.Property(
+        "budget_reserve",
+        th.IntegerType,
+        default=0,
+        description="Daily calls left unused for other integrations on the same key.",
+    ),
+    th.Property(
+        "max_wait_seconds",
+        th.NumberType,
+        default=900,
+        description=(
+            "Longest pause for the hourly limit or a server 429; longer waits (and any "
+            "daily wait) stop the run cleanly so the next run resumes."
+        ),
+    ),
+    th.Property(
+        "budget_ledger_path",
+        th.StringType,
+        description=(
+            "SQLite file recording calls, shared by every process using the same key "
+            "(keyed by a hash, never the key). Default: "
+            "$XDG_STATE_HOME/precoro/ledger.sqlite3 or ~/.local/state/precoro/ledger.sqlite3."
+        ),
+    ),
+    th.Property(
+        "user_agent",
+        th.StringType,
+        description="User-Agent header to send (default: precoro-client/<version>).",
+    ),
+)
+"""Every `PrecoroSettings` field, for the tap's and target's `config_jsonschema`."""

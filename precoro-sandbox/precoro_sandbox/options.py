@@ -1,0 +1,129 @@
+"""Start-up options and runtime settings of the sandbox.
+
+`SandboxOptions` is fixed when a server starts (what data to generate, where to keep
+it, which credentials open it). `Settings` are the knobs tests flip while the server
+runs (ordering, pagination style, time zone...), through the admin API.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from precoro_client.registry import PAGE_SIZES
+
+Order = Literal["id", "updated_desc", "shuffle"]
+Pagination = Literal["has_next_page", "legacy"]
+DateStyle = Literal["offset", "naive"]
+
+ORDERS: tuple[str, ...] = ("id", "updated_desc", "shuffle")
+PAGINATIONS: tuple[str, ...] = ("has_next_page", "legacy")
+DATE_STYLES: tuple[str, ...] = ("offset", "naive")
+
+
+@dataclass
+class SandboxOptions:
+    """Everything a sandbox needs to start; defaults match `precoro-sandbox serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port (what tests want)."""
+    seed: int = 42
+    scale: int = 1000
+    """Number of suppliers per company; other collections are proportional."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Per-collection record counts overriding the proportional defaults."""
+    token: str = "sandbox-token"
+    email: str = "sandbox@example.com"
+    companies: int = 1
+    """Companies to generate; company k > 1 gets token `<token>-k` and its own data."""
+    admin_token: str = "sandbox-admin"
+    limits: str | dict[str, Any] = "real"
+    """A LimitConfig spec string (`real`, `off`, `per_second=5,...`) or its dict."""
+    faults_seed: int = 0
+    db: str | None = None
+    """SQLite file to keep; None uses a temporary file deleted on close."""
+    clock_start: datetime | None = None
+    """Initial sandbox time (aware); None means the real current time."""
+    clock_frozen: bool = False
+    anchor: datetime | None = None
+    """Generated dates lie before this instant; default: the clock start's UTC midnight."""
+    webhook_retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)
+    webhook_timeout: float = 5.0
+    timezone: str = "UTC"
+    order: Order = "id"
+    pagination: Pagination = "has_next_page"
+    page_size: int = 20
+    date_style: DateStyle = "offset"
+    validation_status: int = 400
+    patch_any_field: bool = False
+
+    def settings(self) -> Settings:
+        """The runtime settings this server starts with."""
+        return Settings(
+            order=self.order,
+            pagination=self.pagination,
+            page_size=self.page_size,
+            timezone=self.timezone,
+            date_style=self.date_style,
+            validation_status=self.validation_status,
+            patch_any_field=self.patch_any_field,
+        )
+
+
+@dataclass
+class Settings:
+    """Behaviour switches where the fact sheet is silent; changeable at runtime."""
+
+    order: str = "id"
+    pagination: str = "has_next_page"
+    page_size: int = 20
+    timezone: str = "UTC"
+    date_style: str = "offset"
+    validation_status: int = 400
+    patch_any_field: bool = False
+
+    def __post_init__(self) -> None:
+        """Validate eagerly so a bad admin call fails loudly, not a later request."""
+        self._lock = threading.Lock()
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid setting."""
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}")
+        if self.pagination not in PAGINATIONS:
+            raise ValueError(f"pagination must be one of {PAGINATIONS}")
+        if self.page_size not in PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {PAGE_SIZES}")
+        if self.date_style not in DATE_STYLES:
+            raise ValueError(f"date_style must be one of {DATE_STYLES}")
+        if not 400 <= int(self.validation_status) <= 599:
+            raise ValueError("validation_status must be an HTTP error status")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {self.timezone!r}") from exc
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The company time zone."""
+        return ZoneInfo(self.timezone)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy for the admin API."""
+        return asdict(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update atomically (all or nothing)."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(unknown)}")
+        with self._lock:
+            candidate = Settings(**{**self.to_dict(), **changes})
+            for name in names:
+                setattr(self, name, getattr(candidate, name))
