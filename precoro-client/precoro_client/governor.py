@@ -59,7 +59,7 @@ DAILY = "daily"
 ROUTE = "route"
 SERVER = "unknown"
 
-SPACING_MARGIN_MS = 100
+SPACING_MARGIN = 0.1
 """Added to the per-second interval: requests leave 1.1 s apart so network jitter
 cannot make two arrive within one second at the server (assumption)."""
 
@@ -91,10 +91,14 @@ class _Wait:
 
 
 def _rate_for_rps(rps: float) -> Rate:
-    """`max_requests_per_second` as a Rate (floor for rps >= 1, stretched interval below)."""
-    if rps >= 1:
-        return Rate(math.floor(rps), 1000 + SPACING_MARGIN_MS)
-    return Rate(1, math.ceil(1000 / rps) + SPACING_MARGIN_MS)
+    """`max_requests_per_second` as minimum spacing between calls (1 call per 1/rps s).
+
+    Precoro's rule is spacing ("1 request per second"), not a burst allowance per
+    second, so N per second means one call every 1/N s, plus a 10% margin so
+    network jitter never lands two calls closer than that at the server.
+    """
+    spacing_ms = 1000 / rps
+    return Rate(1, math.ceil(spacing_ms * (1 + SPACING_MARGIN)))
 
 
 def _consistent_rates(named: list[tuple[str, Rate]]) -> list[tuple[str, Rate]]:

@@ -71,7 +71,8 @@ def test_hourly_wait_longer_than_max_wait_raises_with_reset_time(make_governor, 
     slept = list(clock.sleeps)
     with pytest.raises(BudgetExhausted) as info:
         governor.acquire("POST", URL)
-    assert clock.sleeps == slept  # raised without sleeping
+    # raised without waiting for the hour (at most the 1/rps spacing was slept)
+    assert all(pause <= 0.01 for pause in clock.sleeps[len(slept) :])
     assert info.value.limit == "hourly"
     assert info.value.resets_at.tzinfo is not None
     assert info.value.resets_at.timestamp() == pytest.approx(first + 3600, abs=0.01)
@@ -117,7 +118,7 @@ def test_two_processes_share_one_budget_through_the_ledger(make_governor, make_s
     # The duplicate-GET rule spans processes too.
     start = clock.now
     target.acquire("GET", URL)
-    assert clock.now - start == pytest.approx(60.0)
+    assert clock.now - start == pytest.approx(60.0, abs=0.01)
     target.acquire("PATCH", URL)
     with pytest.raises(BudgetExhausted):
         tap.acquire("PUT", URL)

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 Params = list[tuple[str, str]]
 
+PARTITION_KEY = "customFieldId"
+"""Context key of option partitions; also a field of option records, so the SDK's
+habit of copying context keys into records adds nothing to them."""
+
 
 class PrecoroStream(Stream):
     """One Precoro list endpoint, read page by page with a checkpoint after each."""
@@ -77,7 +81,7 @@ class PrecoroStream(Stream):
 
     def list_path(self, context: Context | None) -> str:
         """Path of the list endpoint (nested entities take their parent from context)."""
-        parent_id = context.get("parent_id") if context else None
+        parent_id = context.get(PARTITION_KEY) if context else None
         return str(self.entity.list_path(parent_id))
 
     # --- paging -------------------------------------------------------------------------
@@ -303,4 +307,4 @@ class OptionsStream(ReferenceStream):
                 self.precoro_tap.stop_for_budget(self, exc)
                 return []
             self.precoro_tap.refreshed_ids[parent] = ids
-        return [{"parent_id": parent_id} for parent_id in ids]
+        return [{PARTITION_KEY: parent_id} for parent_id in ids]
