@@ -207,6 +207,7 @@ class IncrementalStream(PrecoroStream):
             since_value = modified_since_param(parse_timestamp(progress.since), timezone)
             params.append(("modifiedSince", since_value))
         delivered = tracker.recent
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
         for page, rows in self.read_pages(path, params, progress):
             if progress.started_at is None:
@@ -221,7 +222,9 @@ class IncrementalStream(PrecoroStream):
                 if not self.first_emission(row):
                     continue
                 record = self.fetch_detail(row) if fetch else dict(row)
-                progress.recent[row_id] = str(record.get("updateDate", updated))
+                version = str(record.get("updateDate", updated))
+                if self.next_pass_lists(version, progress, lookback):
+                    progress.recent[row_id] = version
                 yield record
                 if fetch:
                     progress.page_emitted.append(row_id)
@@ -231,9 +234,24 @@ class IncrementalStream(PrecoroStream):
             progress.page_emitted = []
             tracker.save_pass(progress)
             self.checkpoint()
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
         tracker.complete_pass(progress, lookback)
         self.checkpoint()
+
+
+    @staticmethod
+    def next_pass_lists(version: str, progress: Pass, lookback: timedelta) -> bool:
+        """Whether the next pass will list this version again (inside the look-back).
+
+        Only those need remembering; keeping every record would make the state, which
+        is written after every page, grow with the size of a first sync.
+        """
+        if progress.started_at is None:
+            return True
+        try:
+            updated = parse_timestamp(version)
+        except ValueError:
+            return True
+        return updated >= parse_timestamp(progress.started_at) - lookback
 
 
 class ReferenceStream(PrecoroStream):
