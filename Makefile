@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PACKAGE_FILES := requirements-dev.txt precoro-client/pyproject.toml precoro-sandbox/pyproject.toml \
 	tap-precoro/pyproject.toml target-precoro/pyproject.toml
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench clean readme
 
 install: $(STAMP)
 
@@ -32,3 +32,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+readme: $(STAMP)
+	$(BIN)/python scripts/readme_settings.py

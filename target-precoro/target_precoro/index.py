@@ -1,0 +1,296 @@
+"""The externalId index: which Precoro record carries which externalId, cached locally.
+
+One SQLite file per account in `state_dir`. Precoro records are stored as last seen
+(the full list row), keyed by entity, parent (custom field of an option, else 0) and
+Precoro id. How it stays correct without re-reading whole collections:
+
+- Entities Precoro filters by `modifiedSince` (suppliers, items, payments, documents):
+  once per run, the changes since the previous refresh (minus `lookback_minutes`) are
+  read and stored, so cached rows are trusted.
+- Other entities (taxes, payment terms, locations, legal entities, options) cannot be
+  asked what changed, so their cache is not trusted: every incoming externalId is
+  looked up with `external_id[]`.
+- Any externalId not in the cache, or with an unfinished write in the journal, is
+  looked up with `external_id[]`, up to 200 per call.
+- Linking candidates (records without externalId) are listed once per entity (with
+  Precoro's "has no externalId" filter where the registry has one) and then kept
+  current by the same refresh.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from precoro_client.client import PrecoroClient
+from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
+
+PAGE_SIZE = 200
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    entity TEXT NOT NULL,
+    parent INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    external_id TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (entity, parent, id)
+);
+CREATE INDEX IF NOT EXISTS ix_records_ext ON records (entity, parent, external_id);
+CREATE TABLE IF NOT EXISTS refreshes (
+    entity TEXT NOT NULL,
+    parent INTEGER NOT NULL,
+    since TEXT,
+    candidates_loaded INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (entity, parent)
+);
+"""
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _has_external_filter(entity: Entity) -> str | None:
+    """The registry's "has externalId" list filter of an entity, if any."""
+    for flt in entity.filters:
+        if flt.field == "externalId" and flt.op == "has":
+            return str(flt.param)
+    return None
+
+
+def _lookup_param(entity: Entity) -> str:
+    for flt in entity.filters:
+        if flt.field == "externalId" and flt.op == "in":
+            return str(flt.param)
+    msg = f"{entity.name} has no external_id[] filter in the registry"
+    raise ValueError(msg)
+
+
+class IndexStore:
+    """The SQLite cache itself (no HTTP)."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (and create) the cache file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the file."""
+        self.db.close()
+
+    def put(self, entity: str, parent: int, rows: Iterable[dict[str, Any]]) -> None:
+        """Store records as Precoro returned them (insert or replace by id)."""
+        values = [
+            (
+                entity,
+                parent,
+                int(row["id"]),
+                str(row["externalId"]) if row.get("externalId") not in (None, "") else None,
+                json.dumps(row, separators=(",", ":"), default=str),
+            )
+            for row in rows
+            if row.get("id") is not None
+        ]
+        if not values:
+            return
+        with closing(self.db.cursor()) as cur:
+            cur.execute("BEGIN")
+            cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)", values)
+            cur.execute("COMMIT")
+
+    def by_external_id(self, entity: str, parent: int, external_id: str) -> list[dict[str, Any]]:
+        """Cached records carrying `external_id`."""
+        rows = self.db.execute(
+            "SELECT data FROM records WHERE entity=? AND parent=? AND external_id=?",
+            (entity, parent, external_id),
+        ).fetchall()
+        return [json.loads(text) for (text,) in rows]
+
+    def known_external_ids(self, entity: str, parent: int, external_ids: list[str]) -> set[str]:
+        """Which of `external_ids` the cache holds."""
+        found: set[str] = set()
+        for chunk in _chunks(external_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT external_id FROM records WHERE entity=? AND parent=? "
+                f"AND external_id IN ({marks})",
+                (entity, parent, *chunk),
+            ).fetchall()
+            found.update(value for (value,) in rows)
+        return found
+
+    def unlinked(self, entity: str, parent: int) -> list[dict[str, Any]]:
+        """Cached records without externalId (linking candidates)."""
+        rows = self.db.execute(
+            "SELECT data FROM records WHERE entity=? AND parent=? AND external_id IS NULL",
+            (entity, parent),
+        ).fetchall()
+        return [json.loads(text) for (text,) in rows]
+
+    def refresh_state(self, entity: str, parent: int) -> tuple[str | None, bool]:
+        """(since, candidates_loaded) of an entity."""
+        row = self.db.execute(
+            "SELECT since, candidates_loaded FROM refreshes WHERE entity=? AND parent=?",
+            (entity, parent),
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else (None, False)
+
+    def set_refresh(
+        self, entity: str, parent: int, since: str, *, candidates_loaded: bool | None = None
+    ) -> None:
+        """Remember the refresh point (and that candidates were listed)."""
+        _, loaded = self.refresh_state(entity, parent)
+        flag = loaded if candidates_loaded is None else candidates_loaded
+        self.db.execute(
+            "INSERT OR REPLACE INTO refreshes VALUES (?, ?, ?, ?)",
+            (entity, parent, since, int(flag)),
+        )
+
+
+class Index:
+    """The cache plus the reads that keep it right; counts the calls it makes."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        client: PrecoroClient,
+        *,
+        lookup_batch_size: int = 200,
+        lookback: timedelta = timedelta(minutes=5),
+    ) -> None:
+        """Use `client` for every read; nothing is read until asked."""
+        self.store = store
+        self.client = client
+        self.lookup_batch_size = lookup_batch_size
+        self.lookback = lookback
+        self.calls = 0
+        """Index reads made in this run."""
+        self._run_start: datetime | None = None
+        self._refreshed: set[tuple[str, int]] = set()
+        self._looked_up: set[tuple[str, int, str]] = set()
+        self._custom_fields: dict[str, dict[str, int]] = {}
+
+    # --- reads ---------------------------------------------------------------------
+
+    def _read(self, path: str, params: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for page in self.client.iter_pages(path, params, PAGE_SIZE):
+            self.calls += 1
+            if self._run_start is None:
+                self._run_start = self.client.last_server_date or datetime.now(UTC)
+            rows.extend(page.records)
+        return rows
+
+    def _server_now(self) -> datetime:
+        return self._run_start or self.client.last_server_date or datetime.now(UTC)
+
+    def refresh(self, entity: Entity, parent: int) -> None:
+        """Once per run: read what changed since the last refresh (incremental entities)."""
+        key = (entity.name, parent)
+        if key in self._refreshed or not entity.incremental:
+            return
+        self._refreshed.add(key)
+        since, _ = self.store.refresh_state(entity.name, parent)
+        if since is None:
+            return
+        start = datetime.fromisoformat(since) - self.lookback
+        params = [("modifiedSince", start.strftime(MODIFIED_SINCE_FORMAT))]
+        rows = self._read(entity.list_path(parent or None), params)
+        self.store.put(entity.name, parent, rows)
+        self._mark_fresh(entity, parent)
+
+    def _mark_fresh(self, entity: Entity, parent: int, *, candidates: bool | None = None) -> None:
+        """Record the run's start (server clock) as the next refresh point."""
+        if not entity.incremental:
+            return
+        stamp = self._server_now().astimezone(UTC).replace(tzinfo=None).isoformat()
+        self.store.set_refresh(entity.name, parent, stamp, candidates_loaded=candidates)
+
+    def trusted(self, entity: Entity) -> bool:
+        """Whether cached rows of this entity are kept current by `refresh`."""
+        return bool(entity.incremental)
+
+    def lookup(self, entity: Entity, parent: int, external_ids: Iterable[str]) -> None:
+        """Read the given externalIds from Precoro (batched), once per run each."""
+        wanted = sorted(
+            {x for x in external_ids if (entity.name, parent, x) not in self._looked_up}
+        )
+        if not wanted:
+            return
+        param = _lookup_param(entity)
+        first_time = self.store.refresh_state(entity.name, parent)[0] is None
+        for chunk in _chunks(wanted, self.lookup_batch_size):
+            rows = self._read(entity.list_path(parent or None), [(param, chunk)])
+            # Rows that no longer carry a looked-up id must drop their old mapping.
+            self.store.put(entity.name, parent, rows)
+            returned = {str(r.get("externalId")) for r in rows}
+            for gone in set(chunk) - returned:
+                self._forget(entity.name, parent, gone)
+            self._looked_up.update((entity.name, parent, x) for x in chunk)
+        if first_time:
+            self._mark_fresh(entity, parent)
+
+    def lookup_again(self, entity: Entity, parent: int, external_id: str) -> None:
+        """Look one externalId up even if it was already read this run (after a lost POST)."""
+        self._looked_up.discard((entity.name, parent, external_id))
+        self.lookup(entity, parent, [external_id])
+
+    def _forget(self, entity: str, parent: int, external_id: str) -> None:
+        """Drop a cached mapping Precoro no longer confirms (keep the row as unlinked)."""
+        for row in self.store.by_external_id(entity, parent, external_id):
+            row["externalId"] = None
+            self.store.put(entity, parent, [row])
+
+    def find(self, entity: Entity, parent: int, external_id: str) -> list[dict[str, Any]]:
+        """Cached Precoro records carrying `external_id` (after refresh/lookup)."""
+        return self.store.by_external_id(entity.name, parent, external_id)
+
+    def needs_lookup(
+        self, entity: Entity, parent: int, external_ids: list[str], force: set[str]
+    ) -> list[str]:
+        """The ids whose cached answer cannot be trusted this run."""
+        if not self.trusted(entity):
+            return external_ids
+        known = self.store.known_external_ids(entity.name, parent, external_ids)
+        return [x for x in external_ids if x not in known or x in force]
+
+    def candidates(self, entity: Entity, parent: int) -> list[dict[str, Any]]:
+        """Records without externalId, listed once (then kept current by `refresh`)."""
+        _, loaded = self.store.refresh_state(entity.name, parent)
+        key = (entity.name, parent, "*candidates*")
+        if not (loaded and self.trusted(entity)) and key not in self._looked_up:
+            params: list[tuple[str, Any]] = []
+            flag = _has_external_filter(entity)
+            if flag is not None:
+                params.append((flag, "0"))
+            rows = self._read(entity.list_path(parent or None), params)
+            self.store.put(entity.name, parent, rows)
+            self._looked_up.add(key)
+            self._mark_fresh(entity, parent, candidates=True)
+        return self.store.unlinked(entity.name, parent)
+
+    def remember(self, entity: Entity, parent: int, row: dict[str, Any]) -> None:
+        """Store a record a write returned."""
+        if isinstance(row, dict) and row.get("id") is not None:
+            self.store.put(entity.name, parent, [row])
+
+    def custom_field_id(self, options: Entity, given: str) -> int | None:
+        """Resolve an options stream's custom field, given by id or by name."""
+        if given.isdigit():
+            return int(given)
+        parent = get(options.parent or "")
+        if parent.name not in self._custom_fields:
+            rows = self._read(parent.list_path(), [])
+            self._custom_fields[parent.name] = {
+                str(r.get("name", "")).casefold(): int(r["id"]) for r in rows if "id" in r
+            }
+        return self._custom_fields[parent.name].get(given.strip().casefold())

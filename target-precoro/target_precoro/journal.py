@@ -1,0 +1,106 @@
+"""The write journal: every write's intent is on disk before the request leaves.
+
+A kill -9, a timeout or a lost response can leave a POST whose effect is unknown.
+The journal makes that visible to the next attempt: an entry still in `intent` (or
+`unknown`) means "this externalId may already exist in Precoro — look it up before
+writing". SQLite with `synchronous=FULL` so an intent survives a power cut too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    parent INTEGER NOT NULL,
+    external_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL,
+    precoro_id INTEGER,
+    status INTEGER,
+    message TEXT,
+    started REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS ix_journal_open ON journal (entity, parent, state);
+"""
+
+OPEN_STATES = ("intent", "unknown")
+"""States whose outcome in Precoro is not known."""
+
+
+class Journal:
+    """Append-only log of write intents and results."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        """Open (and create) the journal file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.run_id = run_id
+
+    def close(self) -> None:
+        """Close the file."""
+        self.db.close()
+
+    def intent(self, entity: str, parent: int, external_id: str, method: str, path: str) -> int:
+        """Record a write about to be sent; returns its sequence number."""
+        cur = self.db.execute(
+            "INSERT INTO journal (run, entity, parent, external_id, method, path, state, started)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'intent', ?)",
+            (self.run_id, entity, parent, external_id, method, path, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def _finish(
+        self,
+        seq: int,
+        state: str,
+        *,
+        precoro_id: int | None = None,
+        status: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.db.execute(
+            "UPDATE journal SET state=?, precoro_id=?, status=?, message=?, finished=? WHERE seq=?",
+            (state, precoro_id, status, message, time.time(), seq),
+        )
+
+    def done(self, seq: int, precoro_id: int | None) -> None:
+        """The write succeeded."""
+        self._finish(seq, "done", precoro_id=precoro_id)
+
+    def failed(self, seq: int, status: int | None, message: str) -> None:
+        """Precoro refused the write (it was not applied)."""
+        self._finish(seq, "failed", status=status, message=message)
+
+    def unknown(self, seq: int, message: str) -> None:
+        """The write may or may not have been applied."""
+        self._finish(seq, "unknown", message=message)
+
+    def open_writes(self, entity: str, parent: int) -> dict[str, str]:
+        """externalId -> method of writes whose outcome is unknown."""
+        rows = self.db.execute(
+            "SELECT external_id, method FROM journal WHERE entity=? AND parent=? "
+            "AND state IN ('intent', 'unknown') ORDER BY seq",
+            (entity, parent),
+        ).fetchall()
+        return {external_id: method for external_id, method in rows}
+
+    def resolve(
+        self, entity: str, parent: int, external_id: str, precoro_id: int | None, how: str
+    ) -> None:
+        """Close open entries once a look-up has established the truth."""
+        self.db.execute(
+            "UPDATE journal SET state='resolved', precoro_id=?, message=?, finished=? "
+            "WHERE entity=? AND parent=? AND external_id=? AND state IN ('intent', 'unknown')",
+            (precoro_id, how, time.time(), entity, parent, external_id),
+        )

@@ -1,0 +1,174 @@
+"""Per-record outcomes, the run report, the summary and the dead-letter file.
+
+Every record ends with one outcome. `report.jsonl` has one line per record;
+`summary.json` counts outcomes per stream plus calls used and budget left;
+`dead-letter.jsonl` holds every record that was not written, as Singer messages
+(SCHEMA first, then RECORD with an extra `error` key), so after fixing the data it
+replays with `target-precoro --input dead-letter.jsonl`. Lines that were not JSON
+go to `rejected-lines.jsonl` with their line number (they cannot be replayed as-is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Outcome = Literal[
+    "created",
+    "updated",
+    "linked",
+    "unchanged",
+    "skipped",
+    "invalid",
+    "ambiguous",
+    "conflict",
+    "failed",
+]
+OUTCOMES: tuple[str, ...] = (
+    "created",
+    "updated",
+    "linked",
+    "unchanged",
+    "skipped",
+    "invalid",
+    "ambiguous",
+    "conflict",
+    "failed",
+)
+WRITTEN = frozenset({"created", "updated", "linked", "unchanged"})
+"""Outcomes where Precoro holds the record as sent."""
+COUNTED_AS_FAILURE = frozenset({"failed", "invalid"})
+
+
+@dataclass
+class RecordOutcome:
+    """What happened to one record."""
+
+    stream: str
+    external_id: str | None
+    outcome: Outcome
+    precoro_id: int | None = None
+    key: str | None = None
+    fields: list[str] = field(default_factory=list)
+    """Fields sent (created/updated/linked) or that would be sent (dry run)."""
+    status: int | None = None
+    """HTTP status of a refused write."""
+    message: str = ""
+    line: int | None = None
+    final: bool = True
+    """False when a re-run must retry it (not attempted, outcome unknown, transient)."""
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The report line."""
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in (None, [], "")}
+
+
+class RunReport:
+    """Collects outcomes and writes the report files of one run."""
+
+    def __init__(self, report_dir: Path, run_id: str, *, dry_run: bool) -> None:
+        """Files are created on first use in `report_dir/<run_id>/`."""
+        self.dir = report_dir / run_id
+        self.run_id = run_id
+        self.dry_run = dry_run
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self.started = time.time()
+        self._report: Any = None
+        self._dead: Any = None
+        self._rejected: Any = None
+        self._dead_schemas: set[str] = set()
+        self.halted: str | None = None
+        self.unfinished = 0
+
+    def _open(self, name: str) -> Any:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return (self.dir / name).open("a", encoding="utf-8")
+
+    def add(
+        self,
+        outcome: RecordOutcome,
+        record: dict[str, Any] | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> None:
+        """Count and write one outcome; dead-letter the record if it was not written."""
+        outcome.dry_run = self.dry_run
+        self.counts[outcome.stream][outcome.outcome] += 1
+        if not outcome.final:
+            self.unfinished += 1
+        if self._report is None:
+            self._report = self._open("report.jsonl")
+        self._report.write(json.dumps(outcome.to_json(), default=str) + "\n")
+        if outcome.outcome not in WRITTEN and record is not None:
+            self._dead_letter(outcome, record, schema)
+
+    def _dead_letter(
+        self, outcome: RecordOutcome, record: dict[str, Any], schema: dict[str, Any] | None
+    ) -> None:
+        if self._dead is None:
+            self._dead = self._open("dead-letter.jsonl")
+        if outcome.stream not in self._dead_schemas:
+            message = {
+                "type": "SCHEMA",
+                "stream": outcome.stream,
+                "schema": schema or {"type": "object", "properties": {}},
+                "key_properties": ["externalId"],
+            }
+            self._dead.write(json.dumps(message, default=str) + "\n")
+            self._dead_schemas.add(outcome.stream)
+        reason: dict[str, Any] = {"outcome": outcome.outcome, "reason": outcome.message}
+        if outcome.status is not None:
+            reason["status"] = outcome.status
+        message = {"type": "RECORD", "stream": outcome.stream, "record": record, "error": reason}
+        self._dead.write(json.dumps(message, default=str) + "\n")
+
+    def reject_line(self, line_number: int, text: str, reason: str) -> None:
+        """Keep an input line that could not be parsed."""
+        self.counts["(input)"]["invalid"] += 1
+        if self._rejected is None:
+            self._rejected = self._open("rejected-lines.jsonl")
+        entry = {"line": line_number, "reason": reason, "text": text[:10000]}
+        self._rejected.write(json.dumps(entry) + "\n")
+
+    def failures(self) -> int:
+        """Failed plus invalid records."""
+        return sum(c[o] for c in self.counts.values() for o in COUNTED_AS_FAILURE)
+
+    def summary(self, *, calls: dict[str, int], budget_left: int | None) -> dict[str, Any]:
+        """Counts per stream and outcome, totals, calls and budget."""
+        totals: Counter[str] = Counter()
+        for counter in self.counts.values():
+            totals.update(counter)
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "streams": {s: dict(sorted(c.items())) for s, c in sorted(self.counts.items())},
+            "totals": dict(sorted(totals.items())),
+            "calls": calls,
+            "budget_left_today": budget_left,
+            "halted": self.halted,
+            "unfinished_records": self.unfinished,
+            "seconds": round(time.time() - self.started, 3),
+            "report_dir": os.fspath(self.dir),
+        }
+
+    def close(self, summary: dict[str, Any]) -> None:
+        """Write `summary.json` and close every file."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for handle in (self._report, self._dead, self._rejected):
+            if handle is not None:
+                handle.close()
+        self._report = self._dead = self._rejected = None
+
+    def flush(self) -> None:
+        """Push buffered lines to disk (so a kill loses as little as possible)."""
+        for handle in (self._report, self._dead, self._rejected):
+            if handle is not None:
+                handle.flush()

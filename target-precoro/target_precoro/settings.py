@@ -1,0 +1,268 @@
+"""The target's own settings (beyond the shared connection settings), validated once.
+
+`TargetSettings.from_config` reads the Singer config and raises `ConfigError` naming
+the setting, so a typo in `match` or `mode` fails before any request is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from precoro_client.errors import ConfigError
+from precoro_client.registry import Entity, get
+from singer_sdk import typing as th
+
+from target_precoro.streams import SUPPORTED_STREAMS, supported_names
+
+Mode = Literal["upsert", "update_only", "insert_only"]
+MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
+LIST_MERGES: tuple[str, ...] = ("replace", "union")
+UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
+MAX_LOOKUP_IDS = 200
+"""Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
+
+
+def default_state_dir() -> Path:
+    """`$XDG_STATE_HOME/precoro/target` or `~/.local/state/precoro/target`."""
+    base = os.environ.get("XDG_STATE_HOME", "").strip()
+    root = Path(base) if base else Path.home() / ".local" / "state"
+    return root / "precoro" / "target"
+
+
+TARGET_PROPERTIES = th.PropertiesList(
+    th.Property(
+        "mode",
+        th.StringType,
+        default="upsert",
+        allowed_values=list(MODES),
+        description=(
+            "`upsert` creates missing records and updates existing ones; `update_only` "
+            "never creates; `insert_only` never touches existing records. Records left "
+            "alone end as `skipped`."
+        ),
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Plan every write and write the same report, but send only reads.",
+    ),
+    th.Property(
+        "state_dir",
+        th.StringType,
+        description=(
+            "Directory for the externalId index and the write journal (SQLite, one "
+            "subdirectory per account). Default: $XDG_STATE_HOME/precoro/target."
+        ),
+    ),
+    th.Property(
+        "report_dir",
+        th.StringType,
+        default="precoro-reports",
+        description=(
+            "Directory for each run's report (one JSONL line per record), summary and "
+            "dead-letter file (replayable with --input)."
+        ),
+    ),
+    th.Property(
+        "list_merge",
+        th.StringType,
+        default="replace",
+        allowed_values=list(LIST_MERGES),
+        description=(
+            "List fields a PUT replaces (supplier `currencies`): `replace` sends the "
+            "incoming list, `union` keeps Precoro's entries and adds the incoming ones."
+        ),
+    ),
+    th.Property(
+        "match",
+        th.ObjectType(additional_properties=th.ArrayType(th.ArrayType(th.StringType))),
+        description=(
+            "Initial linking rules per stream: ordered lists of fields, e.g. "
+            '{"suppliers": [["businessRegistrationNumber"], ["uniqueCode"], '
+            '["name", "country"], ["email"]]}. A record whose externalId is not in '
+            "Precoro is matched against Precoro records without externalId (disabled "
+            "ones included); exactly one match is linked. `[]` turns linking off for a "
+            "stream. Default: the registry's rules for each entity."
+        ),
+    ),
+    th.Property(
+        "unknown_fields",
+        th.StringType,
+        default="error",
+        allowed_values=list(UNKNOWN_FIELDS),
+        description=(
+            "A record field that is not a Precoro field of its stream: `error` marks "
+            "the record invalid, `ignore` drops the field."
+        ),
+    ),
+    th.Property(
+        "max_failures",
+        th.IntegerType,
+        default=0,
+        description=(
+            "Exit non-zero (after writing the report) when failed plus invalid records "
+            "exceed this number."
+        ),
+    ),
+    th.Property(
+        "write_error_log",
+        th.BooleanType,
+        default=False,
+        description=(
+            "After a failed write to an existing Precoro record, PATCH the failure into "
+            "its `externalIntegrationLog` (one extra call) so Precoro users see it."
+        ),
+    ),
+    th.Property(
+        "lookup_batch_size",
+        th.IntegerType,
+        default=MAX_LOOKUP_IDS,
+        description="externalIds per `external_id[]` look-up call (1-200).",
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.NumberType,
+        default=5,
+        description=(
+            "The index refresh asks for changes since this long before the previous "
+            "refresh (server clock), so edits at the boundary are not missed."
+        ),
+    ),
+    th.Property(
+        "custom_fields",
+        th.ObjectType(additional_properties=th.StringType),
+        description=(
+            "Default custom field per options stream, by id or name, e.g. "
+            '{"itemcustomfieldoptions": "GL Account"}; a record\'s `customFieldId` '
+            "(id or name) wins."
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Validated target settings."""
+
+    mode: Mode = "upsert"
+    dry_run: bool = False
+    state_dir: Path = field(default_factory=default_state_dir)
+    report_dir: Path = Path("precoro-reports")
+    list_merge: str = "replace"
+    match: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    unknown_fields: str = "error"
+    max_failures: int = 0
+    write_error_log: bool = False
+    lookup_batch_size: int = MAX_LOOKUP_IDS
+    lookback_minutes: float = 5.0
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+    def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
+        """Linking rules for an entity: the configured ones, else the registry's."""
+        if entity.name in self.match:
+            return self.match[entity.name]
+        return tuple(tuple(rule) for rule in entity.match_keys)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
+        """Validate the target's settings; `ConfigError` names the first bad one."""
+        mode: Mode = config.get("mode") or "upsert"
+        if mode not in MODES:
+            raise ConfigError("mode", f"mode {mode!r} is unknown; use one of {', '.join(MODES)}")
+        list_merge = config.get("list_merge") or "replace"
+        if list_merge not in LIST_MERGES:
+            msg = f"list_merge {list_merge!r} is unknown; use replace or union"
+            raise ConfigError("list_merge", msg)
+        unknown = config.get("unknown_fields") or "error"
+        if unknown not in UNKNOWN_FIELDS:
+            msg = f"unknown_fields {unknown!r} is unknown; use error or ignore"
+            raise ConfigError("unknown_fields", msg)
+        max_failures = _int(config, "max_failures", 0, minimum=0)
+        batch = _int(config, "lookup_batch_size", MAX_LOOKUP_IDS, minimum=1)
+        if batch > MAX_LOOKUP_IDS:
+            msg = f"lookup_batch_size {batch} exceeds Precoro's {MAX_LOOKUP_IDS} ids per call"
+            raise ConfigError("lookup_batch_size", msg)
+        lookback = config.get("lookback_minutes", 5)
+        if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
+            msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
+            raise ConfigError("lookback_minutes", msg)
+        state_dir = config.get("state_dir")
+        report_dir = config.get("report_dir") or "precoro-reports"
+        return cls(
+            mode=mode,
+            dry_run=bool(config.get("dry_run", False)),
+            state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
+            report_dir=Path(report_dir).expanduser(),
+            list_merge=list_merge,
+            match=_match_rules(config.get("match")),
+            unknown_fields=unknown,
+            max_failures=max_failures,
+            write_error_log=bool(config.get("write_error_log", False)),
+            lookup_batch_size=batch,
+            lookback_minutes=float(lookback),
+            custom_fields=_custom_fields(config.get("custom_fields")),
+        )
+
+    def account_dir(self, ledger_key: str) -> Path:
+        """State directory of one account (hash of token + URL; never the token)."""
+        digest = hashlib.sha256(ledger_key.encode()).hexdigest()[:16]
+        return self.state_dir / digest
+
+
+def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
+    value = config.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(name, f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("match", "match must be an object of stream name -> list of rules")
+    rules: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for stream, stream_rules in raw.items():
+        if stream not in SUPPORTED_STREAMS:
+            msg = f"match names unknown stream {stream!r}; supported: {supported_names()}"
+            raise ConfigError("match", msg)
+        entity = get(stream)
+        names = {spec.name for spec in entity.fields}
+        if not isinstance(stream_rules, list):
+            raise ConfigError("match", f"match.{stream} must be a list of field lists")
+        parsed: list[tuple[str, ...]] = []
+        for given in stream_rules:
+            rule = [given] if isinstance(given, str) else given
+            if not isinstance(rule, list) or not rule or not all(isinstance(f, str) for f in rule):
+                msg = f"match.{stream}: each rule is a non-empty list of field names, got {rule!r}"
+                raise ConfigError("match", msg)
+            for name in rule:
+                if name not in names:
+                    msg = f"match.{stream}: {stream} has no field {name!r}"
+                    raise ConfigError("match", msg)
+            parsed.append(tuple(rule))
+        rules[stream] = tuple(parsed)
+    return rules
+
+
+def _custom_fields(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("custom_fields", "custom_fields must be an object")
+    result: dict[str, str] = {}
+    for stream, value in raw.items():
+        entity = SUPPORTED_STREAMS.get(stream)
+        if entity is None or entity.parent is None:
+            msg = f"custom_fields names {stream!r}, which is not a custom-field options stream"
+            raise ConfigError("custom_fields", msg)
+        result[stream] = str(value)
+    return result

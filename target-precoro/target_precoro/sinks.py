@@ -1,0 +1,68 @@
+"""One BatchSink per Precoro stream; the work itself is done by the shared `Upserter`.
+
+Batches let the look-ups that precede writes be shared: one `external_id[]` call
+answers for up to 200 records of the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.sinks import BatchSink
+
+from target_precoro.streams import SUPPORTED_STREAMS
+from target_precoro.upsert import Item
+
+if TYPE_CHECKING:
+    from target_precoro.target import TargetPrecoro
+
+
+class PrecoroSink(BatchSink):
+    """Collects a stream's records and hands each batch to the upserter."""
+
+    MAX_SIZE_DEFAULT = 2000
+    """Records per batch (overridden by `batch_size_rows`); also the span in which
+    two records claiming one Precoro record are seen together."""
+
+    def __init__(
+        self,
+        target: TargetPrecoro,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        """Keep the target: its shared runtime does the work."""
+        super().__init__(target, stream_name, schema, key_properties)
+        self.precoro_target = target
+
+    def get_validator(self) -> None:
+        """No SDK schema validation; `validate.py` reports problems per record.
+
+        The registry-based check names stream, externalId and field and ends one
+        record as `invalid` instead of ending the run.
+        """
+        return
+
+    def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Keep values exactly as sent (no datetime parsing that could end the run)."""
+        return record
+
+    def _singer_validate_message(self, record: dict[str, Any]) -> None:
+        """A record without its key (externalId) is reported `invalid`, not fatal."""
+
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        """Stage the record with its input line number."""
+        item = Item(copy.deepcopy(record), self.precoro_target.current_line)
+        context.setdefault("records", []).append(item)
+
+    def process_batch(self, context: dict[str, Any]) -> None:
+        """Upsert the batch; stop the run at once after a 401/403."""
+        items: list[Item] = context.get("records", [])
+        runtime = self.precoro_target.runtime
+        runtime.upserter.run_batch(SUPPORTED_STREAMS[self.stream_name], items)
+        written = sum(1 for item in items if item.done)
+        self.tally_record_written(written)
+        if runtime.upserter.halt is not None and runtime.upserter.halt.fatal:
+            self.precoro_target.stop_now()

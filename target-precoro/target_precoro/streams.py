@@ -1,0 +1,41 @@
+"""Which Singer streams the target accepts, and what each may do, from the registry.
+
+A stream is named after a Precoro entity that accepts `externalId`. What the target
+may do with it follows from the registry flags: `post` allows creating, `put`
+updating, and an entity with neither (purchase orders, invoices) can only be linked.
+"""
+
+from __future__ import annotations
+
+from precoro_client.registry import ENTITIES, Entity
+
+SUPPORTED_STREAMS: dict[str, Entity] = {
+    entity.name: entity
+    for entity in ENTITIES
+    if entity.external_id and entity.storage is None and (entity.post or entity.document)
+}
+"""Stream name -> entity: every entity an ERP can create, update or link."""
+
+
+def supported_names() -> str:
+    """Comma-separated supported stream names, for error messages."""
+    return ", ".join(sorted(SUPPORTED_STREAMS))
+
+
+def can_create(entity: Entity) -> bool:
+    """POST is possible."""
+    return bool(entity.post)
+
+
+def can_update(entity: Entity) -> bool:
+    """PUT is possible (payments are create-only; documents link-only)."""
+    return bool(entity.put)
+
+
+def dependencies(entity: Entity) -> set[str]:
+    """Entities this one refers to in writable fields (written before it)."""
+    return {
+        spec.ref
+        for spec in entity.writable_fields
+        if spec.ref is not None and spec.ref != entity.name
+    }

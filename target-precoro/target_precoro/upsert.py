@@ -1,0 +1,521 @@
+"""One batch of one stream, from incoming records to outcomes.
+
+Order of work per batch: validate; read what the index cannot vouch for (one
+`modifiedSince` refresh per run, then `external_id[]` look-ups, batched); resolve
+references; decide per record (update, link, create, or leave alone); then write,
+each write journalled before it is sent. Reads are shared by the whole batch; a
+write is one call per record that needs one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from precoro_client.client import PrecoroClient
+from precoro_client.errors import (
+    AuthenticationError,
+    BudgetExhausted,
+    NotFound,
+    PrecoroError,
+    RetriableError,
+    ValidationFailed,
+    WriteOutcomeUnknown,
+)
+from precoro_client.forms import encode_record
+from precoro_client.registry import Entity, get
+
+from target_precoro.index import Index
+from target_precoro.journal import Journal
+from target_precoro.matcher import Match, Matcher
+from target_precoro.planner import changes, record_key
+from target_precoro.report import RecordOutcome, RunReport
+from target_precoro.settings import TargetSettings
+from target_precoro.streams import can_create, can_update
+from target_precoro.validate import Incoming, InvalidRecord, missing_required, validate_record
+
+logger = logging.getLogger("target_precoro")
+
+
+@dataclass
+class Item:
+    """One incoming record as read, with its input line number."""
+
+    record: dict[str, Any]
+    line: int | None = None
+    done: bool = False
+
+
+@dataclass
+class Pending:
+    """A validated record waiting for its decision."""
+
+    item: Item
+    incoming: Incoming
+    values: dict[str, Any] = field(default_factory=dict)
+    """Writable values with references resolved to Precoro ids."""
+    recovered: bool = False
+    """An earlier run's POST for this externalId had an unknown outcome."""
+
+
+class Halt(Exception):
+    """Stop writing: the budget is spent or the credentials were refused."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        """`fatal` means exit non-zero at once (401/403)."""
+        super().__init__(reason)
+        self.reason = reason
+        self.fatal = fatal
+
+
+class Upserter:
+    """Applies batches of records to Precoro; shared by every sink of a run."""
+
+    def __init__(
+        self,
+        *,
+        client: PrecoroClient,
+        index: Index,
+        journal: Journal,
+        report: RunReport,
+        settings: TargetSettings,
+        schema_of: Callable[[str], dict[str, Any] | None],
+    ) -> None:
+        """Wire the collaborators; nothing is read until the first batch."""
+        self.client = client
+        self.index = index
+        self.journal = journal
+        self.report = report
+        self.settings = settings
+        self.schema_of = schema_of
+        self.claims: dict[tuple[str, int], dict[int, str]] = defaultdict(dict)
+        self.halt: Halt | None = None
+
+    # --- outcomes ------------------------------------------------------------------
+
+    def _emit(self, item: Item, outcome: RecordOutcome) -> None:
+        item.done = True
+        outcome.line = item.line
+        self.report.add(outcome, item.record, self.schema_of(outcome.stream))
+
+    def _not_attempted(self, entity: Entity, items: list[Item]) -> None:
+        reason = self.halt.reason if self.halt else "run stopped"
+        for item in items:
+            if not item.done:
+                ext = item.record.get("externalId")
+                self._emit(
+                    item,
+                    RecordOutcome(
+                        entity.name,
+                        None if ext is None else str(ext),
+                        "failed",
+                        message=f"not attempted: {reason}",
+                        final=False,
+                    ),
+                )
+
+    # --- the batch -----------------------------------------------------------------
+
+    def run_batch(self, entity: Entity, items: list[Item]) -> None:
+        """Give every item an outcome (or `not attempted` after a halt)."""
+        if self.halt is None:
+            try:
+                self._run(entity, items)
+            except AuthenticationError as exc:
+                self.halt = Halt(exc.message, fatal=True)
+            except BudgetExhausted as exc:
+                self.halt = Halt(exc.message, fatal=False)
+            if self.halt is not None:
+                self.report.halted = self.halt.reason
+        self._not_attempted(entity, items)
+        self.report.flush()
+
+    def _run(self, entity: Entity, items: list[Item]) -> None:
+        latest: dict[tuple[str | None, str], Pending] = {}
+        for item in items:
+            try:
+                incoming = validate_record(
+                    entity, item.record, unknown_fields=self.settings.unknown_fields
+                )
+            except InvalidRecord as exc:
+                self._emit(
+                    item, RecordOutcome(entity.name, exc.external_id, "invalid", message=str(exc))
+                )
+                continue
+            if incoming.parent is None and entity.parent is not None:
+                incoming.parent = self.settings.custom_fields.get(entity.name)
+            key = (incoming.parent, incoming.external_id)
+            earlier = latest.get(key)
+            if earlier is not None:
+                why = "superseded by a later record with the same externalId in this batch"
+                self._emit(
+                    earlier.item,
+                    RecordOutcome(entity.name, incoming.external_id, "skipped", message=why),
+                )
+            latest[key] = Pending(item, incoming)
+        groups: dict[int, list[Pending]] = defaultdict(list)
+        for pending in latest.values():
+            parent = self._parent_id(entity, pending)
+            if parent is not None:
+                groups[parent].append(pending)
+        for parent, group in groups.items():
+            self._run_group(entity, parent, group)
+
+    def _parent_id(self, entity: Entity, pending: Pending) -> int | None:
+        """0 for top-level entities; the custom field's id for options."""
+        if entity.parent is None:
+            return 0
+        given = pending.incoming.parent
+        ext = pending.incoming.external_id
+        if not given:
+            why = "is missing: name the custom field by id or name (or set custom_fields)"
+            exc = InvalidRecord(entity.name, ext, "customFieldId", why)
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
+            return None
+        found = self.index.custom_field_id(entity, given)
+        if found is None:
+            why = f"names no {entity.parent} field: {given!r}"
+            exc = InvalidRecord(entity.name, ext, "customFieldId", why)
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
+        return found
+
+    def _run_group(self, entity: Entity, parent: int, group: list[Pending]) -> None:
+        ext_ids = [p.incoming.external_id for p in group]
+        open_writes = self.journal.open_writes(entity.name, parent)
+        force = {x for x in ext_ids if x in open_writes}
+        self.index.refresh(entity, parent)
+        self.index.lookup(entity, parent, self.index.needs_lookup(entity, parent, ext_ids, force))
+        ready = self._resolve_refs(entity, parent, group)
+        unmatched: list[Pending] = []
+        existing: list[tuple[Pending, dict[str, Any]]] = []
+        for pending in ready:
+            ext = pending.incoming.external_id
+            rows = self.index.find(entity, parent, ext)
+            if ext in force:
+                found_id = int(rows[0]["id"]) if rows else None
+                how = "found by look-up" if rows else "not applied (look-up found nothing)"
+                self.journal.resolve(entity.name, parent, ext, found_id, how)
+                pending.recovered = bool(rows) and open_writes.get(ext) == "POST"
+            if len(rows) > 1:
+                ids = sorted(int(r["id"]) for r in rows)
+                why = f"{len(rows)} Precoro records already carry this externalId: ids {ids}"
+                self._emit(pending.item, RecordOutcome(entity.name, ext, "ambiguous", message=why))
+            elif rows:
+                existing.append((pending, rows[0]))
+            else:
+                unmatched.append(pending)
+        matches = self._match(entity, parent, unmatched)
+        for pending, row in existing:
+            self._apply_existing(entity, parent, pending, row)
+        for pending in unmatched:
+            self._apply_new(entity, parent, pending, matches.get(pending.incoming.external_id))
+
+    # --- references ----------------------------------------------------------------
+
+    def _resolve_refs(self, entity: Entity, parent: int, group: list[Pending]) -> list[Pending]:
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for pending in group:
+            for ref in pending.incoming.refs.values():
+                if ref is not None and ref.external_id is not None:
+                    wanted[ref.entity].add(ref.external_id)
+        for name, ids in wanted.items():
+            target = get(name)
+            scope = parent if target.name == entity.name else 0
+            self.index.refresh(target, scope)
+            self.index.lookup(
+                target, scope, self.index.needs_lookup(target, scope, sorted(ids), set())
+            )
+        ready = []
+        for pending in group:
+            values = dict(pending.incoming.values)
+            problem = None
+            for name, ref in pending.incoming.refs.items():
+                if ref is None:
+                    values[name] = None
+                elif ref.precoro_id is not None:
+                    values[name] = ref.precoro_id
+                else:
+                    target = get(ref.entity)
+                    scope = parent if target.name == entity.name else 0
+                    rows = self.index.find(target, scope, ref.external_id or "")
+                    if len(rows) != 1:
+                        state = "no" if not rows else f"{len(rows)}"
+                        problem = InvalidRecord(
+                            entity.name,
+                            pending.incoming.external_id,
+                            name,
+                            f"references {ref.entity} externalId {ref.external_id!r}, which "
+                            f"{state} Precoro {ref.entity} records carry",
+                        )
+                        break
+                    values[name] = int(rows[0]["id"])
+            if problem is not None:
+                ext = pending.incoming.external_id
+                self._emit(
+                    pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(problem))
+                )
+                continue
+            pending.values = values
+            ready.append(pending)
+        return ready
+
+    # --- linking -------------------------------------------------------------------
+
+    def _match(self, entity: Entity, parent: int, unmatched: list[Pending]) -> dict[str, Match]:
+        rules = self.settings.match_rules(entity)
+        if not unmatched or not rules:
+            return {}
+        candidates = self.index.candidates(entity, parent)
+        matcher = Matcher(rules, candidates)
+        claims = self.claims[(entity.name, parent)]
+        results = matcher.match_all([p.incoming for p in unmatched], claims)
+        for ext, match in results.items():
+            if match.outcome == "linked":
+                claims[match.candidate_ids[0]] = ext
+        return results
+
+    # --- decisions -----------------------------------------------------------------
+
+    def _apply_existing(
+        self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]
+    ) -> None:
+        ext = pending.incoming.external_id
+        base = RecordOutcome(entity.name, ext, "unchanged", int(row["id"]), record_key(entity, row))
+        if self.settings.mode == "insert_only":
+            base.outcome = "skipped"
+            base.message = "already in Precoro; mode insert_only leaves existing records alone"
+            self._emit(pending.item, base)
+            return
+        diff = changes(entity, pending.values, row, self.settings.list_merge)
+        if not diff:
+            if pending.recovered:
+                base.outcome = "created"
+                base.message = "created by an interrupted earlier attempt; confirmed by look-up"
+            self._emit(pending.item, base)
+            return
+        if not can_update(entity):
+            base.outcome = "skipped"
+            base.fields = sorted(diff)
+            base.message = (
+                f"{entity.name} cannot be updated through the API; differs in {sorted(diff)}"
+            )
+            self._emit(pending.item, base)
+            return
+        base.outcome = "updated"
+        base.fields = sorted(diff)
+        self._write(
+            entity=entity,
+            parent=parent,
+            pending=pending,
+            outcome=base,
+            method="PUT",
+            row=row,
+            values=diff,
+        )
+
+    def _apply_new(
+        self, entity: Entity, parent: int, pending: Pending, match: Match | None
+    ) -> None:
+        ext = pending.incoming.external_id
+        if match is not None and match.outcome in ("ambiguous", "conflict"):
+            outcome = RecordOutcome(entity.name, ext, match.outcome, message=match.describe())
+            self._emit(pending.item, outcome)
+            return
+        if match is not None and match.outcome == "linked" and match.candidate is not None:
+            row = match.candidate
+            base = RecordOutcome(
+                entity.name, ext, "linked", int(row["id"]), record_key(entity, row)
+            )
+            if self.settings.mode == "insert_only":
+                base.outcome = "skipped"
+                base.message = f"{match.describe()}; mode insert_only does not link"
+                self._emit(pending.item, base)
+                return
+            diff = changes(entity, pending.values, row, self.settings.list_merge)
+            base.message = match.describe()
+            if diff and can_update(entity):
+                base.fields = ["externalId", *sorted(diff)]
+                self._write(
+                    entity=entity,
+                    parent=parent,
+                    pending=pending,
+                    outcome=base,
+                    method="PUT",
+                    row=row,
+                    values={**diff, "externalId": ext},
+                )
+            else:
+                if diff:
+                    base.message += f"; {entity.name} fields cannot be updated: {sorted(diff)}"
+                base.fields = ["externalId"]
+                self._write(
+                    entity=entity,
+                    parent=parent,
+                    pending=pending,
+                    outcome=base,
+                    method="PATCH",
+                    row=row,
+                    values={"externalId": ext},
+                )
+            return
+        if self.settings.mode == "update_only":
+            why = "not in Precoro; mode update_only does not create"
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "skipped", message=why))
+            return
+        if not can_create(entity):
+            rules = " / ".join("+".join(r) for r in self.settings.match_rules(entity)) or "none"
+            why = (
+                f"no {entity.name} record to link: none carries this externalId and none "
+                f"matches by {rules} (the API cannot create {entity.name})"
+            )
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "failed", message=why))
+            return
+        lacking = missing_required(entity, pending.incoming)
+        if lacking is not None:
+            exc = InvalidRecord(entity.name, ext, lacking, "is required to create the record")
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
+            return
+        base = RecordOutcome(entity.name, ext, "created")
+        values = {k: v for k, v in pending.values.items() if v not in (None, [], "")}
+        base.fields = sorted(["externalId", *values])
+        self._write(
+            entity=entity,
+            parent=parent,
+            pending=pending,
+            outcome=base,
+            method="POST",
+            row=None,
+            values={**values, "externalId": ext},
+        )
+
+    # --- writes --------------------------------------------------------------------
+
+    def _write(
+        self,
+        *,
+        entity: Entity,
+        parent: int,
+        pending: Pending,
+        outcome: RecordOutcome,
+        method: str,
+        row: dict[str, Any] | None,
+        values: dict[str, Any],
+    ) -> None:
+        ext = pending.incoming.external_id
+        if outcome.outcome == "linked":
+            self.claims[(entity.name, parent)][int(outcome.precoro_id or 0)] = ext
+        if self.settings.dry_run:
+            self._emit(pending.item, outcome)
+            return
+        pairs = encode_record(entity, values)
+        if row is None:
+            path = entity.list_path(parent or None)
+        else:
+            path = entity.detail_path(record_key(entity, row), parent or None)
+        try:
+            result = self._send(
+                entity=entity, parent=parent, ext=ext, method=method, path=path, pairs=pairs
+            )
+        except (ValidationFailed, NotFound) as exc:
+            outcome.outcome = "failed"
+            outcome.status = exc.status
+            outcome.message = exc.message
+            if isinstance(exc, ValidationFailed) and exc.field_errors:
+                outcome.fields = sorted(exc.field_errors)
+            if row is not None and self.settings.write_error_log:
+                self._log_error(entity, parent, row, exc.message)
+            self._emit(pending.item, outcome)
+            return
+        except (RetriableError, WriteOutcomeUnknown) as exc:
+            outcome.outcome = "failed"
+            outcome.status = exc.status
+            outcome.message = f"{exc.message} (outcome unknown; the next run checks first)"
+            outcome.final = False
+            self._emit(pending.item, outcome)
+            return
+        if isinstance(result, dict) and result.get("id") is not None:
+            self.index.remember(entity, parent, result)
+            outcome.precoro_id = int(result["id"])
+            outcome.key = record_key(entity, result) if entity.key in result else outcome.key
+        elif outcome.outcome == "created":
+            found = self.index.find(entity, parent, ext)
+            if found:
+                outcome.precoro_id = int(found[0]["id"])
+        self._emit(pending.item, outcome)
+
+    def _send(
+        self,
+        *,
+        entity: Entity,
+        parent: int,
+        ext: str,
+        method: str,
+        path: str,
+        pairs: list[tuple[str, str]],
+    ) -> Any:
+        """One journalled write; a POST with an unknown outcome is looked up, not re-sent."""
+        seq = self.journal.intent(entity.name, parent, ext, method, path)
+        try:
+            if method == "POST":
+                result = self.client.post_form(path, pairs)
+            elif method == "PUT":
+                result = self.client.put_form(path, pairs)
+            else:
+                result = self.client.patch_form(path, pairs)
+        except WriteOutcomeUnknown as exc:
+            self.journal.unknown(seq, exc.message)
+            return self._recover_post(
+                entity=entity, parent=parent, ext=ext, path=path, pairs=pairs, exc=exc
+            )
+        except (ValidationFailed, NotFound) as exc:
+            self.journal.failed(seq, exc.status, exc.message)
+            raise
+        except (BudgetExhausted, AuthenticationError) as exc:
+            self.journal.failed(seq, exc.status, f"not sent: {exc.message}")
+            raise
+        except PrecoroError as exc:
+            self.journal.unknown(seq, exc.message)
+            raise
+        self.journal.done(seq, result.get("id") if isinstance(result, dict) else None)
+        return result
+
+    def _recover_post(
+        self,
+        *,
+        entity: Entity,
+        parent: int,
+        ext: str,
+        path: str,
+        pairs: list[tuple[str, str]],
+        exc: WriteOutcomeUnknown,
+    ) -> Any:
+        """Look the externalId up; re-send the POST only if Precoro does not have it."""
+        logger.warning("%s %s: %s; looking it up before anything else", entity.name, ext, exc)
+        self.index.lookup_again(entity, parent, ext)
+        rows = self.index.find(entity, parent, ext)
+        if rows:
+            self.journal.resolve(entity.name, parent, ext, int(rows[0]["id"]), "found by look-up")
+            return rows[0]
+        self.journal.resolve(entity.name, parent, ext, None, "not applied (look-up found nothing)")
+        seq = self.journal.intent(entity.name, parent, ext, "POST", path)
+        try:
+            result = self.client.post_form(path, pairs)
+        except WriteOutcomeUnknown as again:
+            self.journal.unknown(seq, again.message)
+            raise
+        except PrecoroError as again:
+            self.journal.failed(seq, again.status, again.message)
+            raise
+        self.journal.done(seq, result.get("id") if isinstance(result, dict) else None)
+        return result
+
+    def _log_error(self, entity: Entity, parent: int, row: dict[str, Any], message: str) -> None:
+        """Write the failure into the record's externalIntegrationLog (best effort)."""
+        path = entity.detail_path(record_key(entity, row), parent or None)
+        try:
+            self.client.patch_form(path, [("externalIntegrationLog", message[:1000])])
+        except (ValidationFailed, NotFound, RetriableError) as exc:
+            logger.warning("could not write externalIntegrationLog on %s: %s", path, exc)
