@@ -137,8 +137,13 @@ class RunReport:
         self._rejected.write(json.dumps(entry) + "\n")
 
     def failures(self) -> int:
-        """Failed plus invalid records."""
-        return sum(c[o] for c in self.counts.values() for o in COUNTED_AS_FAILURE)
+        """Failed plus invalid records, not counting those a halt left unattempted.
+
+        A budget stop is a clean stop (as in the tap): its unattempted records are
+        reported and dead-lettered, and a re-run sends them; they do not fail the run.
+        """
+        failed = sum(c[o] for c in self.counts.values() for o in COUNTED_AS_FAILURE)
+        return failed - self.unfinished
 
     def summary(self, *, calls: dict[str, int], budget_left: int | None) -> dict[str, Any]:
         """Counts per stream and outcome, totals, calls and budget."""

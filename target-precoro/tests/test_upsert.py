@@ -275,6 +275,7 @@ def test_exhausted_budget_stops_cleanly_and_rerun_finishes(sandbox, tmp_path, ca
     config = make_config(sandbox, tmp_path, match={"suppliers": []}, max_requests_per_day=3)
     result = run_target(config, singer("suppliers", _vendors(5), {"pos": 1}), capsys)
     outcomes = [o["outcome"] for o in result.outcomes]
+    assert result.exit_code == 0  # a clean stop, not a failure
     assert outcomes.count("created") == 2  # 1 look-up + 2 POSTs = the 3 calls allowed
     assert result.summary["halted"]
     assert result.summary["unfinished_records"] == 3
