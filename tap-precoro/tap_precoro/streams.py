@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from precoro_client.errors import BudgetExhausted, NotFound
 from precoro_client.registry import Entity
@@ -20,6 +21,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.types import Context
 
 from tap_precoro.bookmarks import (
+    RECENT_LIMIT,
     IncrementalState,
     Pass,
     ReferenceState,
@@ -29,6 +31,7 @@ from tap_precoro.bookmarks import (
     query_fingerprint,
     to_state_timestamp,
 )
+from tap_precoro.webhook_sync import webhook_records
 
 if TYPE_CHECKING:
     from tap_precoro.tap import TapPrecoro
@@ -158,8 +161,85 @@ class PrecoroStream(Stream):
         return len(self._emitted)
 
     def read_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Stream-kind specific read (incremental or reference)."""
+        """Drain webhooks for entities that have them when `webhook_inbox` is set; else poll."""
+        if self.webhook_mode:
+            return webhook_records(self, context)
+        return self.poll(context)
+
+    def poll(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """One scheduled read in polling mode (a pass, when one is due)."""
+        return self.refresh(context)
+
+    def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """One full pass over the list endpoint (stream-kind specific)."""
         raise NotImplementedError
+
+    # --- webhook mode ---------------------------------------------------------------------
+
+    @property
+    def webhook_mode(self) -> bool:
+        """True when this stream drains the webhook inbox instead of polling."""
+        return (
+            self.precoro_tap.webhook_inbox is not None
+            and self.entity.webhook_type is not None
+            and self.entity.parent is None
+        )
+
+    def fetch_current(self, entity_id: int, idn: str | None) -> dict[str, Any] | None:
+        """Current state of one entity a webhook named (None if it is gone).
+
+        Fetched at most once per run across streams (invoices and credit notes share
+        a webhook type), shaped like the polled record.
+        """
+        cache = self.precoro_tap.webhook_fetches
+        key = (self.entity.collection, entity_id)
+        if key not in cache:
+            cache[key] = self._fetch_current(entity_id, idn)
+        record = cache[key]
+        return dict(record) if record is not None else None
+
+    def _fetch_current(self, entity_id: int, idn: str | None) -> dict[str, Any] | None:
+        client = self.precoro_tap.client
+        details = self.entity.document and bool(self.config.get("fetch_details", True))
+        if details and idn:  # one detail call: the document with its lines
+            try:
+                body = client.get_json(self.entity.detail_path(quote(idn, safe="")), [])
+            except NotFound:
+                return None
+            return body if isinstance(body, dict) and body.get("id") == entity_id else None
+        # Master data (and documents without an idn): the list filtered by id, one call,
+        # which returns exactly the polled row.
+        body = client.get_json(self.entity.list_path(), [("id", str(entity_id))])
+        rows = body.get("data") if isinstance(body, dict) else body
+        row = next(
+            (r for r in rows or [] if isinstance(r, dict) and r.get("id") == entity_id), None
+        )
+        if row is None or not details:
+            return row
+        return self.fetch_detail(row)
+
+    def matches_filters(self, record: Mapping[str, Any], context: Context | None) -> bool:
+        """Whether the record passes this stream's own list filters (status, logicType...).
+
+        A polled stream gets these from Precoro; a webhook names any entity of the type.
+        """
+        wanted: dict[str, set[str]] = {}
+        for param, value in self.base_params(context):
+            wanted.setdefault(param, set()).add(str(value))
+        for flt in self.entity.filters:
+            values = wanted.get(flt.param)
+            if values is None:
+                continue
+            actual = record.get(flt.field)
+            if flt.op == "in" and str(actual) not in values:
+                return False
+            if flt.op == "bool" and bool(actual) != (values & {"1", "true"} != set()):
+                return False
+        return True
+
+    def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
+        """Remember a webhook-delivered version so the reconcile poll does not re-send it."""
+        del record, context
 
     def first_emission(self, record: Mapping[str, Any]) -> bool:
         """True the first time this run sees a record id (each record once per run)."""
@@ -184,7 +264,15 @@ class IncrementalStream(PrecoroStream):
         start = overrides.get(self.name) or self.config.get("start_date")
         return parse_timestamp(start) if start else None
 
-    def read_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
+        """Add (id, updateDate) to `recent`: the next pass skips that exact version."""
+        state = self.get_context_state(context)
+        recent = dict(state.get("recent") or {})
+        recent.pop(str(record.get("id")), None)
+        recent[str(record.get("id"))] = str(record.get("updateDate"))
+        state["recent"] = dict(list(recent.items())[-RECENT_LIMIT:])
+
+    def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run (or resume) one pass over everything changed since the bookmark."""
         tracker = IncrementalState(self.get_context_state(context), "updateDate")
         base = self.base_params(context)
@@ -217,7 +305,13 @@ class IncrementalStream(PrecoroStream):
             for row in rows:
                 row_id = str(row.get("id"))
                 updated = str(row.get("updateDate"))
-                if row_id in already or delivered.get(row_id) == updated:
+                if row_id in already:
+                    continue
+                if delivered.get(row_id) == updated:
+                    # Already delivered (by an earlier pass or a webhook): keep it known
+                    # while the next pass still lists it, so it is not sent again then.
+                    if self.next_pass_lists(updated, progress, lookback):
+                        progress.recent[row_id] = updated
                     continue
                 if not self.first_emission(row):
                     continue
@@ -236,7 +330,6 @@ class IncrementalStream(PrecoroStream):
             self.checkpoint()
         tracker.complete_pass(progress, lookback)
         self.checkpoint()
-
 
     @staticmethod
     def next_pass_lists(version: str, progress: Pass, lookback: timedelta) -> bool:
@@ -257,14 +350,26 @@ class IncrementalStream(PrecoroStream):
 class ReferenceStream(PrecoroStream):
     """A stream Precoro cannot filter by date: re-read on a schedule, changes emitted."""
 
-    def read_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Refresh when due; emit only records whose content changed since last time."""
+    def poll(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Refresh when due (`reference_refresh_hours`); else nothing, from the cache."""
         tracker = ReferenceState(self.get_context_state(context))
         hours = float(self.config.get("reference_refresh_hours", 24))
-        now = datetime.now(UTC)
-        if not tracker.is_due(now, timedelta(hours=hours)):
+        if not tracker.is_due(datetime.now(UTC), timedelta(hours=hours)):
             self.logger.info("%s: cached, refreshed less than %g h ago", self.name, hours)
-            return
+            return iter(())
+        return self.refresh(context)
+
+    def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
+        """Store the record's content hash: the next refresh emits it only if it changed."""
+        state = self.get_context_state(context)
+        hashes = dict(state.get("hashes") or {})
+        hashes[str(record.get("id"))] = content_hash(record)
+        state["hashes"] = hashes
+
+    def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Re-read the whole list; emit only records whose content changed since last time."""
+        tracker = ReferenceState(self.get_context_state(context))
+        now = datetime.now(UTC)
         path = self.list_path(context)
         base = self.base_params(context)
         query = query_fingerprint(path, base, self.page_size)

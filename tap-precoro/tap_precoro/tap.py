@@ -18,6 +18,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_precoro.bookmarks import parse_timestamp
 from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
+from tap_precoro.webhooks.inbox import SqliteInbox
 
 STREAM_NAMES = [entity.name for entity in ENTITIES]
 
@@ -94,6 +95,28 @@ TAP_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "webhook_inbox",
+        th.StringType,
+        description=(
+            "Path of the inbox written by `precoro-webhooks serve`. Set: streams whose "
+            "entity Precoro sends webhooks for (purchase orders, invoices, credit notes, "
+            "receipts, expenses, suppliers, budgets, item/document custom fields) fetch "
+            "only the entities named by new notifications, one call each; the others "
+            "keep polling. Empty: every stream polls."
+        ),
+    ),
+    th.Property(
+        "reconcile_every_hours",
+        th.NumberType,
+        default=24,
+        description=(
+            "Webhook mode's safety net: a modifiedSince poll of each webhook stream runs "
+            "at least this often, and also whenever the inbox shows the receiver was "
+            "restarted or silent, so a lost webhook costs at most one such period. "
+            "0: every run."
+        ),
+    ),
+    th.Property(
         "on_budget_exhausted",
         th.StringType,
         default="stop",
@@ -120,6 +143,9 @@ class TapPrecoro(Tap):
         self.budget_stop: BudgetExhausted | None = None
         self.refreshed_ids: dict[str, list[int]] = {}
         self._stopped_stream: str | None = None
+        self._inbox: SqliteInbox | None = None
+        self.webhook_fetches: dict[tuple[str, int], dict[str, Any] | None] = {}
+        """Entities fetched for webhooks in this run (never fetched twice)."""
         super().__init__(*args, **kwargs)
         self._client: PrecoroClient | None = None
 
@@ -145,6 +171,9 @@ class TapPrecoro(Tap):
         for stream in self.config.get("status_filters") or {}:
             if stream not in STREAM_NAMES:
                 problems.append(f"status_filters names unknown stream {stream!r}")
+        hours = self.config.get("reconcile_every_hours", 24)
+        if isinstance(hours, int | float) and hours < 0:
+            problems.append(f"reconcile_every_hours {hours!r} must not be negative")
         timezone = self.config.get("api_timezone", "UTC")
         if not _is_timezone(timezone):
             problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")
@@ -158,6 +187,16 @@ class TapPrecoro(Tap):
         if self._client is None:
             self._client = PrecoroClient(self.precoro_settings)
         return self._client
+
+    @property
+    def webhook_inbox(self) -> SqliteInbox | None:
+        """The receiver's inbox when `webhook_inbox` is set (opened on first use)."""
+        path = self.config.get("webhook_inbox")
+        if not path:
+            return None
+        if self._inbox is None:
+            self._inbox = SqliteInbox(str(path))
+        return self._inbox
 
     # --- streams ------------------------------------------------------------------------
 
@@ -198,6 +237,9 @@ class TapPrecoro(Tap):
         `log_sync_costs`, and the last stream's call lands here.
         """
         self._log_summary()
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
         if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
             sys.exit(1)
 

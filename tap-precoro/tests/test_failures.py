@@ -38,21 +38,26 @@ def test_transient_failures_are_retried_and_nothing_is_lost(sandbox, make_config
 def test_limits_at_their_real_values_scaled_down_never_see_a_429(
     sandbox_factory, make_config, run_tap
 ):
-    """Server and client share Precoro's limit structure, 20x faster."""
-    sb = sandbox_factory(limits="per_second=20,duplicate_get_seconds=3,per_hour=2000,per_day=4000")
+    """Server and client share Precoro's limit structure, scaled down.
+
+    Spacing is scaled only 4x (250 ms): the governor's 10% margin must stay larger
+    than the scheduling jitter of a sandbox running in the same busy process.
+    """
+    sb = sandbox_factory(limits="per_second=4,duplicate_get_seconds=3,per_hour=60,per_day=120")
     config = make_config(
         sb,
         page_size=10,
-        max_requests_per_second=20,
+        fetch_details=False,
+        max_requests_per_second=4,
         duplicate_get_interval_seconds=3,
-        max_requests_per_hour=2000,
-        max_requests_per_day=4000,
+        max_requests_per_hour=60,
+        max_requests_per_day=120,
     )
     run = run_tap(config, streams=STREAMS)
     assert_complete(sb, run)
     counters = sb.admin.counters()
     assert counters.get(status=429) == 0
-    assert counters.total > 20
+    assert counters.total >= 9
 
 
 def test_per_second_429_is_waited_out(sandbox_factory, make_config, run_tap):
