@@ -53,11 +53,15 @@ def _join_initials(words: list[str]) -> list[str]:
 
 
 def normalise_name(text: str) -> str:
-    """`fold`, then drop trailing legal-form words ("GmbH & Co. KG", "S.A.", "Sp. z o.o.")."""
-    words = _join_initials(fold(text).split(" "))
-    while len(words) > 1 and (words[-1] in LEGAL_SUFFIXES or words[-1] in _CONNECTORS):
+    """Fold, drop connectors, then trailing legal-form words.
+
+    Connectors go everywhere ("and" must equal "&", which folding removes); legal forms
+    only at the end ("GmbH & Co. KG", "S.A.", "Sp. z o.o.").
+    """
+    words = [w for w in _join_initials(fold(text).split(" ")) if w not in _CONNECTORS]
+    while len(words) > 1 and words[-1] in LEGAL_SUFFIXES:
         words.pop()
-    return " ".join(words)
+    return " ".join(words) if words else fold(text)
 
 
 def normalise_code(text: str) -> str:

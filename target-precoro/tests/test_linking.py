@@ -147,3 +147,17 @@ def test_purchase_orders_are_linked_by_idn(sandbox, tmp_path, capsys):
     again = run_target(config, singer("purchaseorders", records[:1]), capsys)
     assert again.outcome_of("ERP-PO-77") == "unchanged"
     assert _writes(sandbox) == {"POST": 0, "PUT": 0, "PATCH": 0}
+
+
+def test_name_normalisation_folds_connectors_and_legal_suffixes():
+    from target_precoro.normalise import normalise_name
+
+    same = [
+        "O'BRIEN AND DAUGHTERS LIMITED",
+        "O\u2019Brien & Daughters Ltd.",
+        "o'brien  &  daughters",
+    ]
+    assert len({normalise_name(name) for name in same}) == 1
+    assert normalise_name("Müller & Söhne GmbH") == normalise_name("MULLER UND SOHNE")
+    assert normalise_name("Apex Components S.A.") == normalise_name("apex components sa")
+    assert normalise_name("Apex Components") != normalise_name("Apex Component Works")
