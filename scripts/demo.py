@@ -1,107 +1,375 @@
-"""`make demo`: the Precoro sandbox, a few real API calls, and the tap syncing it.
+"""`make demo`: the whole product, through Meltano, against a local Precoro sandbox.
 
-Everything runs locally against the sandbox (nobody here can reach the real API);
-nothing is left running afterwards.
+1. `meltano run tap-precoro target-erp`: first full sync into the ERP database.
+2. Activity in Precoro, the same command again: only the changes travel.
+3. `meltano run tap-erp target-precoro` with the sample ERP vendor master.
+4. The same again: nothing left to write.
+5. Stop the sandbox; say where to look.
+
+The sandbox is started with a fixed seed, so the sample ERP file (demo/erp/suppliers.jsonl)
+always meets the same Precoro suppliers. Each run's full Meltano log goes to output/logs/.
+The sandbox is stopped in a `finally`, so nothing is left running.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import tempfile
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
-from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
-import requests
-from precoro_sandbox.server import SandboxServer
-from tap_precoro.tap import TapPrecoro
+import duckdb
+from precoro_sandbox.admin_client import AdminClient
 
-
-def show(title: str, response: requests.Response) -> None:
-    body = response.text if len(response.text) < 400 else response.text[:400] + " ..."
-    print(f"\n$ {response.request.method} {response.request.path_url}  ->  {response.status_code}")
-    print(f"  ({title})")
-    print(f"  {body}")
-
-
-def run_tap(config: dict[str, object], state: dict[str, object]) -> tuple[Counter[str], dict]:
-    tap = TapPrecoro(config=config, state=state)
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        tap.sync_all()
-    counts: Counter[str] = Counter()
-    final_state: dict = {}
-    for line in buffer.getvalue().splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            counts[message["stream"]] += 1
-        elif message["type"] == "STATE":
-            final_state = message["value"]
-    return counts, final_state
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = ROOT / ".meltano-venv" / "bin" / "meltano"
+SANDBOX = Path(sys.executable).parent / "precoro-sandbox"
+OUTPUT = ROOT / "output"
+ERP_DB = OUTPUT / "erp.duckdb"
+REPORTS = OUTPUT / "precoro-reports"
+LOGS = OUTPUT / "logs"
+ERP_SAMPLE = ROOT / "demo" / "erp" / "suppliers.jsonl"
+DEFAULT_PORT = 8800  # what meltano.yml's sandbox environment points at
+SEED, SCALE = 42, 200
+STATE_IDS = ("sandbox:tap-precoro-to-target-erp", "sandbox:tap-erp-to-target-precoro")
+WRITES = ("POST", "PUT", "PATCH")
+LOADED = re.compile(r"Loading (\d+) rows into '\"\w+\"\.\"\w+\"\.\"(\w+)\"'")
 
 
-def main() -> None:
-    print("Starting the Precoro sandbox (seed 42, 200 suppliers, Precoro's real limits)...")
-    with (
-        SandboxServer(seed=42, scale=200, limits="real") as sb,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        print(f"Sandbox at {sb.url}  token={sb.token}  email={sb.email}")
-        session = requests.Session()
-        session.headers.update(sb.headers)
+class DemoError(RuntimeError):
+    """A step failed; the message says which and where its log is."""
 
-        print("\n== 1. Speaking Precoro's dialect")
-        show("no credentials: 401", requests.get(f"{sb.url}/suppliers", timeout=10))
-        sb.admin.advance_clock(2)
-        show(
-            "a page of suppliers",
-            session.get(f"{sb.url}/suppliers", params={"per_page": 10}, timeout=10),
-        )
-        show(
-            "the same GET again within a minute: Precoro's 429",
-            session.get(f"{sb.url}/suppliers", params={"per_page": 10}, timeout=10),
-        )
-        sb.admin.advance_clock(2)
-        show(
-            "per_page must be 10/20/50/100/200",
-            session.get(f"{sb.url}/items", params={"per_page": 7}, timeout=10),
-        )
-        sb.admin.advance_clock(2)
-        created = session.post(
-            f"{sb.url}/suppliers",
-            data=[("name", "Demo Supplies Ltd"), ("currencies[]", "EUR"), ("externalId", "ERP-1")],
-            timeout=10,
-        )
-        show("create a supplier with its externalId (form-encoded)", created)
 
-        print("\n== 2. tap-precoro: first full sync (limits relaxed 1000x for the demo)")
-        config = {
-            "auth_token": sb.token,
-            "email": sb.email,
-            "api_url": sb.url,
-            "budget_ledger_path": str(Path(tmp) / "ledger.sqlite3"),
-            "max_requests_per_second": 1000,
-            "duplicate_get_interval_seconds": 0,
-        }
-        sb.admin.set_limits("off")
-        sb.admin.reset_counters()
-        counts, state = run_tap(config, {})
-        for stream, n in sorted(counts.items()):
-            print(f"  {stream:28} {n:6} records")
-        print(f"  API calls used: {sb.admin.counters().total}")
+def say(text: str = "") -> None:
+    """Print at once (the output is read live, often through make)."""
+    print(text, flush=True)
 
-        print("\n== 3. People work in Precoro; the next run reads only what changed")
-        sb.admin.advance_clock(600)
-        changes = sb.admin.activity(25, entities=["suppliers", "invoices", "purchaseorders"])
-        print(f"  {len(changes)} records created or changed in Precoro")
-        sb.admin.reset_counters()
-        counts, state = run_tap(config, state)
-        for stream, n in sorted(counts.items()):
-            print(f"  {stream:28} {n:6} records")
-        print(f"  API calls used: {sb.admin.counters().total}")
-    print("\nSandbox stopped; nothing left running.")
+
+def free_port() -> int:
+    """Port 8800 when free (meltano.yml's default), else any free port."""
+    for port in (DEFAULT_PORT, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen: int = sock.getsockname()[1]
+            return chosen
+    raise DemoError("no free TCP port on 127.0.0.1")
+
+
+def meltano(args: list[str], env: dict[str, str], log_name: str) -> str:
+    """Run one meltano command from the project root; its whole output goes to a log file."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / log_name
+    result = subprocess.run(
+        [str(MELTANO), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    log.write_text(result.stdout)
+    if result.returncode != 0:
+        tail = "\n".join(result.stdout.splitlines()[-25:])
+        raise DemoError(f"`meltano {' '.join(args)}` failed; last lines of {log}:\n{tail}")
+    return result.stdout
+
+
+def reset_demo_state(env: dict[str, str]) -> None:
+    """Forget earlier demos: the sandbox is new, so its old bookmarks and index are wrong."""
+    for path in (ERP_DB, REPORTS, LOGS, ROOT / ".meltano" / "precoro"):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for state_id in STATE_IDS:
+        meltano(["state", "clear", "--force", state_id], env, "0-state-clear.log")
+
+
+def start_sandbox(port: int) -> subprocess.Popen[str]:
+    """`precoro-sandbox serve` as a child process; returns once it answers."""
+    process = subprocess.Popen(
+        [
+            str(SANDBOX),
+            "serve",
+            "--port",
+            str(port),
+            "--seed",
+            str(SEED),
+            "--scale",
+            str(SCALE),
+            "--limits",
+            "off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    admin = AdminClient(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read() if process.stderr else ""
+            raise DemoError(f"the sandbox exited: {error}")
+        try:
+            if admin.health():
+                return process
+        except Exception:  # not listening yet
+            time.sleep(0.2)
+    process.kill()
+    raise DemoError("the sandbox did not start within 60 s")
+
+
+def stop_sandbox(process: subprocess.Popen[str]) -> None:
+    """Terminate, then kill if it lingers: the demo leaves nothing running."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def calls_line(admin: AdminClient) -> str:
+    """'N API calls (x list pages, y document details, z writes)' from the sandbox's counters."""
+    counters = admin.counters()
+    kinds: Counter[str] = Counter()
+    for route, count in counters.by_route().items():
+        method, path = route.split(" ", 1)
+        if method in WRITES:
+            kinds["writes"] += count
+        elif "{idn}" in path or "{id}" in path:
+            kinds["details"] += count
+        else:
+            kinds["list pages"] += count
+    parts = ", ".join(f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in kinds.items() if n)
+    noun = "API call" if counters.total == 1 else "API calls"
+    return f"{counters.total} {noun}" + (f" ({parts})" if parts else "")
+
+
+def loaded_rows(log: str) -> Counter[str]:
+    """Rows target-erp loaded per table, from its own 'Loading N rows into' lines."""
+    rows: Counter[str] = Counter()
+    for count, table in LOADED.findall(log):
+        rows[table] += int(count)
+    return rows
+
+
+def erp_table_counts() -> dict[str, int]:
+    """Rows per table in the ERP database (read-only)."""
+    with duckdb.connect(str(ERP_DB), read_only=True) as db:
+        tables = [
+            name
+            for (name,) in db.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'precoro' order by table_name"
+            ).fetchall()
+        ]
+        counts: dict[str, int] = {}
+        for table in tables:
+            row = db.execute(f'select count(*) from precoro."{table}"').fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return counts
+
+
+def show_counts(counts: dict[str, int] | Counter[str], indent: str = "    ") -> None:
+    """Counts as aligned columns, three per line."""
+    items = [f"{name:<27}{n:>5}" for name, n in sorted(counts.items()) if n]
+    for i in range(0, len(items), 3):
+        say(indent + "   ".join(items[i : i + 3]))
+
+
+def bookmark(env: dict[str, str]) -> str:
+    """The suppliers bookmark Meltano keeps for the tap (its state store, not a file)."""
+    out = meltano(
+        ["--log-level=warning", "state", "get", STATE_IDS[0]], env, "state-get.log"
+    ).strip()
+    state = json.loads(out.splitlines()[-1])
+    value = state["singer_state"]["bookmarks"]["suppliers"]["replication_key_value"]
+    return str(value)
+
+
+def latest_report() -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+    """The newest target-precoro run: summary.json and report.jsonl lines."""
+    runs = sorted(p for p in REPORTS.iterdir() if (p / "summary.json").exists())
+    if not runs:
+        raise DemoError(f"target-precoro wrote no report under {REPORTS}")
+    run = runs[-1]
+    summary = json.loads((run / "summary.json").read_text())
+    lines = [json.loads(line) for line in (run / "report.jsonl").read_text().splitlines() if line]
+    return summary, lines, run
+
+
+def outcome_detail(line: dict[str, Any]) -> str:
+    """One report line in words: which Precoro record, and why."""
+    precoro = f"Precoro id {line.get('precoro_id')}"
+    fields = [f for f in line.get("fields") or [] if f != "externalId"]
+    outcome = line["outcome"]
+    if outcome == "created":
+        return f"{precoro}: new in Precoro"
+    if outcome == "updated":
+        return f"{precoro}: changed {', '.join(fields)}"
+    if outcome == "unchanged":
+        return f"{precoro}: already identical, no write"
+    if outcome == "linked":
+        how = str(line.get("message", "")).rsplit(" by ", 1)[-1]
+        also = f", changed {', '.join(fields)}" if fields else ""
+        return f"{precoro}: had no externalId, matched by {how}{also}"
+    return str(line.get("message") or outcome)
+
+
+def writes(admin: AdminClient) -> int:
+    """Write calls (POST/PUT/PATCH) the sandbox received since its counters were reset."""
+    return sum(n for route, n in admin.counters().by_route().items() if route.split()[0] in WRITES)
+
+
+def step1(admin: AdminClient, env: dict[str, str]) -> None:
+    """First full sync Precoro -> ERP."""
+    say("\n== 1. First sync, Precoro -> ERP:  meltano run tap-precoro target-erp")
+    admin.reset_counters()
+    started = time.monotonic()
+    log = meltano(["run", "tap-precoro", "target-erp"], env, "1-precoro-to-erp.log")
+    rows = loaded_rows(log)
+    say(f"  {sum(rows.values())} records in {time.monotonic() - started:.0f} s, per stream:")
+    show_counts(rows)
+    erp, precoro = erp_table_counts(), admin.stats()
+    if erp != precoro:
+        raise DemoError(f"the ERP database {erp} differs from Precoro {precoro}")
+    say(f"  {ERP_DB.relative_to(ROOT)} now holds what Precoro holds, table for table.")
+    say(f"  {calls_line(admin)}: one per 200-record page, one per document (its")
+    say("  lines). Precoro allows 3000 a day at 1 per second (about 19 minutes for this);")
+    say("  the sandbox runs without limits, so here it takes seconds.")
+    say(f"  Meltano saved the tap's bookmarks (suppliers: changed since {bookmark(env)}).")
+
+
+def step2(admin: AdminClient, env: dict[str, str]) -> None:
+    """Activity in Precoro, then an incremental run."""
+    say("\n== 2. An hour of work in Precoro, then the same command again")
+    admin.advance_clock(3600)
+    changes = admin.activity(25, entities=["suppliers", "purchaseorders", "invoices"])
+    kinds: dict[str, Counter[str]] = {}
+    for change in changes:
+        action = "created" if change["action"] == 0 else "changed"
+        kinds.setdefault(change["entity"], Counter())[action] += 1
+    say("  Sandbox activity (what people would do in Precoro):")
+    for entity, counts in sorted(kinds.items()):
+        actions = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        say(f"    {entity:<27}{actions}")
+    admin.reset_counters()
+    log = meltano(["run", "tap-precoro", "target-erp"], env, "2-precoro-to-erp.log")
+    rows = loaded_rows(log)
+    say(f"  Meltano handed the tap its state; {sum(rows.values())} records travelled:")
+    show_counts(rows)
+    say(f"  {calls_line(admin)}: one list call per incremental stream, one detail")
+    say("  per changed document; unchanged reference data costs nothing until it is due.")
+
+
+def step3(admin: AdminClient, env: dict[str, str]) -> None:
+    """The ERP's vendor master into Precoro."""
+    say("\n== 3. ERP vendor master -> Precoro:  meltano run tap-erp target-precoro")
+    sample = ERP_SAMPLE.relative_to(ROOT)
+    say(f"  {sample}: {len(ERP_SAMPLE.read_text().splitlines())} ERP suppliers (written for")
+    say(f"  the sandbox's seed {SEED}: some already carry their ERP id in Precoro, some exist")
+    say("  there without one, some are new).")
+    admin.reset_counters()
+    meltano(["run", "tap-erp", "target-precoro"], env, "3-erp-to-precoro.log")
+    summary, lines, _ = latest_report()
+    for line in lines:
+        say(f"    {line['external_id']:<9}{line['outcome']:<11}{outcome_detail(line)}")
+    totals = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary["totals"].items()))
+    say(f"  Outcome: {totals}; {calls_line(admin)}.")
+    say("  Linked = an existing Precoro supplier without externalId, matched by")
+    say("  registration number, code, or name + country, now carrying the ERP id.")
+
+
+def step4(admin: AdminClient, env: dict[str, str]) -> None:
+    """The reverse run again: converged."""
+    say("\n== 4. The same reverse run again")
+    admin.reset_counters()
+    meltano(["run", "tap-erp", "target-precoro"], env, "4-erp-to-precoro.log")
+    summary, _, _ = latest_report()
+    totals = ", ".join(f"{n} {outcome}" for outcome, n in sorted(summary["totals"].items()))
+    count = writes(admin)
+    say(f"  Outcome: {totals}; {calls_line(admin)}; {count} writes.")
+    if count:
+        raise DemoError(f"the second reverse run wrote {count} times; it should write none")
+    say("  Nothing differs any more, so nothing is written: safe to run on any schedule.")
+    admin.reset_counters()
+    log = meltano(["run", "tap-precoro", "target-erp"], env, "4-precoro-to-erp.log")
+    rows = loaded_rows(log)
+    say(f"  And back: meltano run tap-precoro target-erp brings the {rows['suppliers']} suppliers")
+    say(f"  step 3 touched to the ERP, now with their ERP ids; {calls_line(admin)}:")
+    with duckdb.connect(str(ERP_DB), read_only=True) as db:
+        linked = db.execute(
+            "select id, externalid, name from precoro.suppliers where externalid like 'V-1%' "
+            "order by id limit 2"
+        ).fetchall()
+    for precoro_id, external_id, name in linked:
+        say(f"    ERP row precoro.suppliers id {precoro_id} {name!r}: externalId {external_id}")
+
+
+def step5(port: int) -> None:
+    """Where to look afterwards."""
+    say("\n== 5. Sandbox stopped; nothing is left running. Where to look:")
+    say(f"  ERP database     {ERP_DB.relative_to(ROOT)}  (schema precoro, one table per stream):")
+    python = Path(sys.executable).relative_to(ROOT)
+    query = f"duckdb.connect('{ERP_DB.relative_to(ROOT)}').sql('from precoro.suppliers limit 5')"
+    say(f'                   {python} -c "import duckdb; print({query})"')
+    say(f"  Reports          {REPORTS.relative_to(ROOT)}/<run>/summary.json, report.jsonl")
+    say(f"  Meltano logs     {LOGS.relative_to(ROOT)}/")
+    say(f"  Bookmarks        {MELTANO.relative_to(ROOT)} state get {STATE_IDS[0]}")
+    say("  Next             README: 'Running with Meltano', 'Pointing at a real Precoro")
+    say("                   account and your own ERP'.")
+    if port != DEFAULT_PORT:
+        say(f"  (Port {DEFAULT_PORT} was taken: the demo used {port}, via TAP_PRECORO_API_URL.)")
+
+
+def main() -> int:
+    """Run the five steps; exit 1 with the failing step's log on error."""
+    if not MELTANO.exists():
+        say(f"{MELTANO} is missing: run `make demo` (or `make install`) from {ROOT}")
+        return 1
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env.update(
+        TAP_PRECORO_API_URL=url,
+        TARGET_PRECORO_API_URL=url,
+        MELTANO_ENVIRONMENT="sandbox",
+        NO_COLOR="1",
+    )
+    say("Precoro <-> ERP through Meltano, against a local Precoro sandbox")
+    say(f"(seed {SEED}, {SCALE} suppliers and their items, orders, invoices...; limits off)")
+    started = time.monotonic()
+    reset_demo_state(env)
+    sandbox = start_sandbox(port)
+    admin = AdminClient(url)
+    try:
+        say(f"Sandbox: {url}  ({sum(admin.stats().values())} records)")
+        step1(admin, env)
+        step2(admin, env)
+        step3(admin, env)
+        step4(admin, env)
+    except DemoError as exc:
+        say(f"\nDEMO FAILED: {exc}")
+        return 1
+    finally:
+        stop_sandbox(sandbox)
+    step5(port)
+    say(f"\nDone in {time.monotonic() - started:.0f} s.")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""meltano.yml as users copy it: every setting declared, prod credentials from the environment."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from meltano_project import ROOT, Project
+
+SETTINGS_SCRIPT = ROOT / "scripts" / "meltano_settings.py"
+
+
+def test_meltano_yml_declares_every_setting_of_the_local_plugins() -> None:
+    spec = importlib.util.spec_from_file_location("meltano_settings", SETTINGS_SCRIPT)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (ROOT / "meltano.yml").read_text()
+    assert module.render(current) == current, "meltano.yml lags behind --about: run `make readme`"
+    assert "sensitive: true" in current.split("- name: auth_token", 1)[1].split("- name:", 1)[0]
+
+
+def test_prod_takes_credentials_only_from_the_environment(project: Project) -> None:
+    env_example = (ROOT / ".env.example").read_text()
+    assert "PRECORO_AUTH_TOKEN=" in env_example
+    assert "PRECORO_EMAIL=" in env_example
+    for name in ("TAP_PRECORO_API_URL", "TARGET_PRECORO_API_URL"):
+        del project.env[name]  # the fixture's sandbox override
+    project.env.update(PRECORO_AUTH_TOKEN="token-from-env", PRECORO_EMAIL="ops@example.com")
+    for plugin in ("tap-precoro", "target-precoro"):
+        out = project.run("--log-level=warning", "--environment=prod", "config", "print", plugin)
+        config = json.loads(out.stdout)
+        assert config["api_url"] == "https://api.precoro.com"
+        assert config["email"] == "ops@example.com"
+        assert config["auth_token"] == "*****"  # set, and never printed
+        assert "token-from-env" not in out.stdout + out.stderr
+    del project.env["PRECORO_AUTH_TOKEN"]
+    config = json.loads(
+        project.run(
+            "--log-level=warning", "--environment=prod", "config", "print", "tap-precoro"
+        ).stdout
+    )
+    assert "auth_token" not in config  # no fallback to the sandbox's token
+
+
+def test_jobs_and_schedules(project: Project) -> None:
+    jobs = json.loads(project.run("--log-level=warning", "job", "list", "--format=json").stdout)
+    assert {j["job_name"]: j["tasks"] for j in jobs["jobs"]} == {
+        "precoro-to-erp": ["tap-precoro target-erp"],
+        "erp-to-precoro": ["tap-erp target-precoro"],
+    }
+    schedules = json.loads(
+        project.run("--log-level=warning", "schedule", "list", "--format=json").stdout
+    )
+    assert {s["job"]["name"] for s in schedules["schedules"]["job"]} == {
+        "precoro-to-erp",
+        "erp-to-precoro",
+    }
+
+
+def test_gitignore_keeps_outputs_and_secrets_out() -> None:
+    ignored = Path(ROOT / ".gitignore").read_text().splitlines()
+    for entry in (".env", ".meltano/", ".meltano-venv/", "/output/*"):
+        assert entry in ignored
