@@ -8,6 +8,7 @@ a page's records have all been emitted.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -170,9 +171,9 @@ class PrecoroStream(Stream):
         """One scheduled read in polling mode (a pass, when one is due)."""
         return self.refresh(context)
 
+    @abc.abstractmethod
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """One full pass over the list endpoint (stream-kind specific)."""
-        raise NotImplementedError
 
     # --- webhook mode ---------------------------------------------------------------------
 

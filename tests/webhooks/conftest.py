@@ -3,75 +3,19 @@ receiver (waitress, SQLite inbox), and the tap run in-process in webhook mode.""
 
 from __future__ import annotations
 
-import io
-import json
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from precoro_sandbox.server import SandboxServer
-from tap_precoro.tap import TapPrecoro
 from tap_precoro.webhooks.inbox import SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
 
 SECRET = "test-secret-0123456789abcdef"
 FAST_RETRIES = (0.05, 0.1)
 """Sandbox webhook retry delays: a dead receiver is given up on within ~0.2 s."""
-
-
-@dataclass
-class TapRun:
-    """Messages of one tap run."""
-
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    states: list[dict[str, Any]] = field(default_factory=list)
-    exit_code: int = 0
-
-    @property
-    def state(self) -> dict[str, Any]:
-        """The last STATE (what Meltano would store)."""
-        return self.states[-1] if self.states else {}
-
-    def ids(self, stream: str) -> list[int]:
-        """Ids emitted for a stream, in order."""
-        return [int(r["id"]) for r in self.records.get(stream, [])]
-
-
-def parse_messages(text: str) -> TapRun:
-    """Read Singer messages (one JSON object per line)."""
-    run = TapRun()
-    for line in text.splitlines():
-        if line.strip():
-            message = json.loads(line)
-            if message["type"] == "RECORD":
-                run.records[message["stream"]].append(message["record"])
-            elif message["type"] == "STATE":
-                run.states.append(message["value"])
-    return run
-
-
-def run_tap(
-    config: dict[str, Any], state: dict[str, Any] | None = None, streams: list[str] | None = None
-) -> TapRun:
-    """Run the tap in-process (only `streams` selected, if given)."""
-    tap = TapPrecoro(config=config, state=state or {}, validate_config=True)
-    if streams is not None:
-        for name, stream in tap.streams.items():
-            stream.selected = name in streams
-    buffer = io.StringIO()
-    exit_code = 0
-    with redirect_stdout(buffer):
-        try:
-            tap.sync_all()
-        except SystemExit as exc:
-            exit_code = int(exc.code or 0)
-    run = parse_messages(buffer.getvalue())
-    run.exit_code = exit_code
-    return run
 
 
 @dataclass

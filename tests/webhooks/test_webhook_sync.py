@@ -9,10 +9,11 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 from tap_precoro.bookmarks import to_state_timestamp
 from tap_precoro.tap import TapPrecoro
+from tap_precoro.testing import TapRun, run_tap
 from tap_precoro.webhook_sync import outage
 from tap_precoro.webhooks.inbox import Entry, InboxMissing
 
-from .conftest import Rig, TapRun, run_tap
+from .conftest import Rig
 
 DOCS = "purchaseorders"
 WEBHOOK_STREAMS = ["purchaseorders", "suppliers", "invoices", "creditnotes", "budgets"]
