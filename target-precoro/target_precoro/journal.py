@@ -34,6 +34,10 @@ CREATE INDEX IF NOT EXISTS ix_journal_open ON journal (entity, parent, state);
 OPEN_STATES = ("intent", "unknown")
 """States whose outcome in Precoro is not known."""
 
+RETAIN_SECONDS = 30 * 24 * 3600
+"""Finished entries are kept this long (for investigations), then pruned; open
+entries are never pruned, since they are what makes a re-run look before it writes."""
+
 
 class Journal:
     """Append-only log of write intents and results."""
@@ -46,6 +50,16 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
         self.run_id = run_id
+        self.prune(time.time() - RETAIN_SECONDS)
+
+    def prune(self, before: float) -> int:
+        """Delete finished entries older than `before` (epoch seconds); keeps open ones."""
+        placeholders = ", ".join("?" for _ in OPEN_STATES)
+        cur = self.db.execute(
+            f"DELETE FROM journal WHERE state NOT IN ({placeholders}) AND started < ?",
+            (*OPEN_STATES, before),
+        )
+        return cur.rowcount
 
     def close(self) -> None:
         """Close the file."""
