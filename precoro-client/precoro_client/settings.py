@@ -30,11 +30,19 @@ REGION_URLS: dict[str, str] = {
 LEDGER_FILENAME = "ledger.sqlite3"
 
 
+def state_home() -> Path:
+    """Per-user state folder shared by the plugins (ledger, target index and journal).
+
+    `$XDG_STATE_HOME/precoro/`, else `~/.local/state/precoro/`.
+    """
+    configured = os.environ.get("XDG_STATE_HOME", "").strip()
+    base = Path(configured) if configured else Path.home() / ".local" / "state"
+    return base / "precoro"
+
+
 def default_ledger_path() -> Path:
-    """Per-user ledger location: `$XDG_STATE_HOME/precoro/` or `~/.local/state/precoro/`."""
-    state_home = os.environ.get("XDG_STATE_HOME", "").strip()
-    base = Path(state_home) if state_home else Path.home() / ".local" / "state"
-    return base / "precoro" / LEDGER_FILENAME
+    """Per-user ledger location, in `state_home()`."""
+    return state_home() / LEDGER_FILENAME
 
 
 def _is_loopback(host: str) -> bool:

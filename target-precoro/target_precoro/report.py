@@ -29,17 +29,6 @@ Outcome = Literal[
     "conflict",
     "failed",
 ]
-OUTCOMES: tuple[str, ...] = (
-    "created",
-    "updated",
-    "linked",
-    "unchanged",
-    "skipped",
-    "invalid",
-    "ambiguous",
-    "conflict",
-    "failed",
-)
 WRITTEN = frozenset({"created", "updated", "linked", "unchanged"})
 """Outcomes where Precoro holds the record as sent."""
 COUNTED_AS_FAILURE = frozenset({"failed", "invalid"})

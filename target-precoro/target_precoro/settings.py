@@ -7,7 +7,6 @@ the setting, so a typo in `match` or `mode` fails before any request is made.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from precoro_client.errors import ConfigError
 from precoro_client.registry import Entity, get
+from precoro_client.settings import state_home
 from singer_sdk import typing as th
 
 from target_precoro.streams import SUPPORTED_STREAMS, supported_names
@@ -28,10 +28,8 @@ MAX_LOOKUP_IDS = 200
 
 
 def default_state_dir() -> Path:
-    """`$XDG_STATE_HOME/precoro/target` or `~/.local/state/precoro/target`."""
-    base = os.environ.get("XDG_STATE_HOME", "").strip()
-    root = Path(base) if base else Path.home() / ".local" / "state"
-    return root / "precoro" / "target"
+    """`target/` in the plugins' per-user state folder (beside the ledger)."""
+    return state_home() / "target"
 
 
 TARGET_PROPERTIES = th.PropertiesList(
