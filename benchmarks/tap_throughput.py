@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from precoro_sandbox.admin_client import AdminClient
+from tap_precoro.testing import catalog_selecting
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tap_throughput.json"
 BIN = Path(sys.executable).parent
@@ -58,23 +59,6 @@ def start_sandbox(suppliers: int, port: int) -> subprocess.Popen[str]:
     raise RuntimeError(msg)
 
 
-def suppliers_catalog(config_path: Path, folder: Path) -> Path:
-    out = subprocess.run(
-        [str(BIN / "tap-precoro"), "--config", str(config_path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    catalog = json.loads(out.stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] == "suppliers"
-    path = folder / "catalog.json"
-    path.write_text(json.dumps(catalog))
-    return path
-
-
 def measure(suppliers: int) -> dict[str, Any]:
     port = free_port()
     build = time.perf_counter()
@@ -95,7 +79,8 @@ def measure(suppliers: int) -> dict[str, Any]:
             }
             config_path = folder / "config.json"
             config_path.write_text(json.dumps(config))
-            catalog = suppliers_catalog(config_path, folder)
+            catalog = folder / "catalog.json"
+            catalog.write_text(json.dumps(catalog_selecting(config, ["suppliers"])))
             admin = AdminClient(url)
             admin.reset_counters()
             # A wrapper process runs the tap as its only child, so RUSAGE_CHILDREN

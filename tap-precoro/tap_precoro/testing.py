@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,3 +69,16 @@ def run_tap(
     run = parse_messages(buffer.getvalue())
     run.exit_code = exit_code
     return run
+
+
+def catalog_selecting(config: dict[str, Any], streams: Collection[str] | None) -> dict[str, Any]:
+    """The tap's discovered catalog with exactly `streams` selected (None: every stream).
+
+    Discovery is local (schemas come from the registry), so this costs no API call.
+    """
+    catalog: dict[str, Any] = TapPrecoro(config=config, validate_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = streams is None or entry["tap_stream_id"] in streams
+    return catalog

@@ -5,11 +5,11 @@ from __future__ import annotations
 import atexit
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from precoro_sandbox.server import SandboxServer
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_precoro.tap import TapPrecoro
+from tap_precoro.testing import catalog_selecting
 
 # The SDK builds the test class at import time, so the sandbox must exist by then.
 _SANDBOX = SandboxServer(scale=15, limits="off").start()
@@ -27,20 +27,11 @@ CONFIG = {
 }
 
 
-def _catalog_selecting_every_stream() -> dict[str, Any]:
-    """Credit notes are deselected by default (invoices already carry them); the
-    standard suite checks every stream, so it gets a catalog that selects all."""
-    catalog = TapPrecoro(config=CONFIG).catalog_dict
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = True
-    return catalog
-
-
 TestTapPrecoro = get_tap_test_class(
     tap_class=TapPrecoro,
     config=CONFIG,
-    catalog=_catalog_selecting_every_stream(),
+    # Credit notes are deselected by default (invoices already carry them); the
+    # standard suite checks every stream, so it gets a catalog that selects all.
+    catalog=catalog_selecting(CONFIG, None),
     suite_config=SuiteConfig(),
 )

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from tap_precoro.testing import catalog_selecting
 
 TAP = [sys.executable, "-m", "tap_precoro"]
 SELECTED = ["suppliers", "items", "invoices"]
@@ -28,21 +29,10 @@ def list_requests(sb: Any, stream_path: str) -> list[dict[str, str]]:
     ]
 
 
-def write_catalog(config_path: Path, selected: list[str], tmp_path: Path) -> Path:
-    """Discover, then select only some streams (the CLI way)."""
-    out = subprocess.run(
-        [*TAP, "--config", str(config_path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    catalog = json.loads(out.stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] in selected
+def write_catalog(config: dict[str, Any], selected: list[str], tmp_path: Path) -> Path:
+    """A catalog file selecting only some streams (the CLI way)."""
     path = tmp_path / "catalog.json"
-    path.write_text(json.dumps(catalog))
+    path.write_text(json.dumps(catalog_selecting(config, selected)))
     return path
 
 
@@ -54,7 +44,7 @@ def test_kill_at_a_random_page_then_rerun_reads_no_completed_page_twice(
     config = make_config(sb, page_size=10, fetch_details=False)
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
-    catalog = write_catalog(config_path, SELECTED, tmp_path)
+    catalog = write_catalog(config, SELECTED, tmp_path)
     sb.admin.set_faults([{"kind": "delay", "route": "/*", "delay_seconds": 0.03}])
     kill_after = random.Random(seed).randint(3, 14)  # list calls served before the kill
 
