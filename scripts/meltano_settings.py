@@ -12,30 +12,22 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plugin_about import PLUGINS, SDK_BUILTINS
+from plugin_about import about as about_text
+
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO_YML = ROOT / "meltano.yml"
-PLUGINS = ("tap-precoro", "target-precoro")
-# Meltano declares these itself for plugins with the stream-maps / schema-flattening /
-# batch capabilities; declaring them again would shadow Meltano's own definitions.
-SDK_BUILTINS = ("stream_maps", "stream_map_config", "faker_config", "flattening_", "batch_config")
 INDENT = " " * 4
 
 
 def about(plugin: str) -> dict[str, Any]:
-    """The plugin's `--about --format=json`, from the executable beside this Python."""
-    executable = Path(sys.executable).parent / plugin
-    out = subprocess.run(
-        [str(executable), "--about", "--format=json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out)
+    """The plugin's `--about --format=json`."""
+    result: dict[str, Any] = json.loads(about_text(plugin, "json"))
     return result
 
 

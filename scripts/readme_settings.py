@@ -7,26 +7,19 @@ README lags behind the code, so the tables never drift from `--about`.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plugin_about import PLUGINS, SDK_BUILTINS, about
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-PLUGINS = ("tap-precoro", "target-precoro")
-SDK_BUILTINS = ("stream_maps", "stream_map_config", "faker_config", "flattening_", "batch_config")
 
 
 def settings_table(plugin: str) -> str:
     """The Settings table of a plugin's markdown --about, minus the SDK's built-ins."""
-    executable = Path(sys.executable).parent / plugin
-    about = subprocess.run(
-        [str(executable), "--about", "--format=markdown"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    lines = about.splitlines()
+    lines = about(plugin, "markdown").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| Setting"))
     table = []
     for line in lines[start:]:
