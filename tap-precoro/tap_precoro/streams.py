@@ -19,8 +19,11 @@ from precoro_client.registry import Entity
 from precoro_client.registry import get as get_entity
 from precoro_client.schemas import record_schema
 from singer_sdk import Stream
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
+from tap_precoro.batches import checkpointed_batches
 from tap_precoro.bookmarks import (
     RECENT_LIMIT,
     IncrementalState,
@@ -124,11 +127,22 @@ class PrecoroStream(Stream):
         return {**row, **detail}
 
     def checkpoint(self) -> None:
-        """Emit a STATE message now (the page's records are already written)."""
+        """Emit a STATE message now (the page's records are already written).
+
+        In batch mode it is held until the BATCH message of those records (`batches`).
+        """
         self.state_manager.is_flushed = False
         self._write_state_message()
 
     # --- SDK hooks ----------------------------------------------------------------------
+
+    @override
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Batch files, each followed by the last STATE its records allow (`batches`)."""
+        writer = self.precoro_tap.batch_state_writer
+        return checkpointed_batches(self, writer, batch_config, context)
 
     def _increment_stream_state(self, latest_record: Any, *, context: Any = None) -> None:
         """Bookmarks are moved per pass by `bookmarks`, never from record values.

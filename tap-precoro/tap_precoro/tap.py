@@ -16,6 +16,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_precoro.batches import HeldStateWriter
 from tap_precoro.bookmarks import parse_timestamp
 from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
 from tap_precoro.webhooks.inbox import SqliteInbox
@@ -148,6 +149,9 @@ class TapPrecoro(Tap):
         """Entities fetched for webhooks in this run (never fetched twice)."""
         super().__init__(*args, **kwargs)
         self._client: PrecoroClient | None = None
+        self.batch_state_writer = HeldStateWriter(self.message_writer)
+        """Every STATE goes through it; in batch mode it holds STATE back (see `batches`)."""
+        self._state_writer = self.batch_state_writer
 
     # --- configuration --------------------------------------------------------------------
 
