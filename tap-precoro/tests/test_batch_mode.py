@@ -170,14 +170,7 @@ def test_kill_in_batch_mode_then_resume_from_last_state_loses_no_supplier(
     }
     assert len(truth) == SUPPLIERS
     in_list_order = sorted(truth)  # the sandbox lists by id
-    # No STATE claims a page whose rows are not in a BATCH file announced before it.
-    for index, state in first.states():
-        pages = pages_done(state, "suppliers")
-        claimed = in_list_order if pages is None else in_list_order[: pages * PAGE]
-        batched = {int(r["id"]) for r in first.batch_rows("suppliers", before=index)}
-        assert set(claimed) <= batched, (
-            f"STATE #{index} claims {len(claimed)} rows, {len(batched)} batched"
-        )
+    assert_no_state_ahead_of_batches(first, "suppliers", in_list_order)
     resumed_after = pages_done(first.last_state, "suppliers")
     assert resumed_after is not None, "the kill came mid-pass"
     # What the kill costs: the pages of the batch file being filled are read again, no
@@ -220,3 +213,42 @@ def test_batch_mode_makes_the_same_calls_and_delivers_the_same_records(
         assert expected, stream
         assert {(r["id"], r.get("updateDate")) for r in batched.batch_rows(stream)} == expected
     assert not any("pass" in s for s in batched.last_state["bookmarks"].values())
+
+
+def assert_no_state_ahead_of_batches(run: Output, stream: str, in_list_order: list[int]) -> None:
+    """Every STATE claims only rows of BATCH files announced before it."""
+    for index, state in run.states():
+        pages = pages_done(state, stream)
+        claimed = in_list_order if pages is None else in_list_order[: pages * PAGE]
+        batched = {int(r["id"]) for r in run.batch_rows(stream, before=index)}
+        assert set(claimed) <= batched, f"STATE #{index} claims {len(claimed)} rows"
+
+
+def test_budget_stop_in_batch_mode_saves_a_state_the_next_day_completes(
+    sandbox_factory, make_config, tmp_path
+):
+    sb = sandbox_factory(scale=40)
+    (tmp_path / "batches").mkdir()
+    settings = {"page_size": PAGE, "batch_config": batch_config(tmp_path / "batches", 20)}
+    stopped = run_to_end(
+        write_run_files(
+            tmp_path, "day1", make_config(sb, max_requests_per_day=3, **settings), ["suppliers"]
+        )
+    )
+    truth = {
+        int(r["id"]): str(r["updateDate"]) for r in all_rows(client(sb), f"{sb.url}/suppliers")
+    }
+    assert_no_state_ahead_of_batches(stopped, "suppliers", sorted(truth))
+    assert pages_done(stopped.last_state, "suppliers") == 3  # every page read is delivered
+
+    ledger = tmp_path / "day2"
+    ledger.mkdir()
+    day2 = make_config(sb, budget_ledger_path=str(ledger / "l.db"), **settings)
+    resumed = run_to_end(write_run_files(tmp_path, "day2", day2, ["suppliers"], stopped.last_state))
+
+    delivered = {
+        (int(r["id"]), str(r["updateDate"]))
+        for r in stopped.batch_rows("suppliers") + resumed.batch_rows("suppliers")
+    }
+    assert set(truth.items()) <= delivered
+    assert len(stopped.batch_rows("suppliers")) + len(resumed.batch_rows("suppliers")) == 40
