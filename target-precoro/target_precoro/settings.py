@@ -7,6 +7,7 @@ the setting, so a typo in `match` or `mode` fails before any request is made.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
 LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
+DEFAULT_LOCK_WAIT_SECONDS = 300.0
+"""Long enough for a run that is just finishing (a retry or a manual run started beside
+a scheduled one), short against an orchestrator's task timeout."""
 """Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
 
 
@@ -133,6 +137,17 @@ TARGET_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "lock_wait_seconds",
+        th.NumberType,
+        default=DEFAULT_LOCK_WAIT_SECONDS,
+        description=(
+            "How long a run waits for another target run writing to the same Precoro "
+            "account (the account lock beside the budget ledger) before it stops "
+            "cleanly: exit status 75, every record dead-lettered as not attempted, no "
+            "STATE. 0 stops at once. Dry runs take no lock."
+        ),
+    ),
+    th.Property(
         "custom_fields",
         th.ObjectType(additional_properties=th.StringType),
         description=(
@@ -159,6 +174,7 @@ class TargetSettings:
     write_error_log: bool = False
     lookup_batch_size: int = MAX_LOOKUP_IDS
     lookback_minutes: float = 5.0
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
     custom_fields: dict[str, str] = field(default_factory=dict)
 
     def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
@@ -190,6 +206,17 @@ class TargetSettings:
         if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
             msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
             raise ConfigError("lookback_minutes", msg)
+        lock_wait = config.get("lock_wait_seconds")
+        if lock_wait is None:
+            lock_wait = DEFAULT_LOCK_WAIT_SECONDS
+        if (
+            isinstance(lock_wait, bool)
+            or not isinstance(lock_wait, int | float)
+            or not math.isfinite(lock_wait)
+            or lock_wait < 0
+        ):
+            msg = f"lock_wait_seconds must be a number of seconds >= 0, got {lock_wait!r}"
+            raise ConfigError("lock_wait_seconds", msg)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -204,6 +231,7 @@ class TargetSettings:
             write_error_log=bool(config.get("write_error_log", False)),
             lookup_batch_size=batch,
             lookback_minutes=float(lookback),
+            lock_wait_seconds=float(lock_wait),
             custom_fields=_custom_fields(config.get("custom_fields")),
         )
 
