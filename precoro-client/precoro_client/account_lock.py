@@ -183,9 +183,7 @@ class FileAccountLock(AccountLock):
                 raise ConfigError("budget_ledger_path", msg) from None
             # Not thread-local: the run holds it, whichever thread drains a batch.
             # No soft fallback: a marker file would outlive a killed holder.
-            self._lock = FileLock(
-                self.path, mode=0o600, thread_local=False, fallback_to_soft=False
-            )
+            self._lock = FileLock(self.path, mode=0o600, thread_local=False, fallback_to_soft=False)
         return self._lock
 
     def try_acquire(self, wait_seconds: float) -> bool:

@@ -25,7 +25,7 @@ MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
 LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
-DEFAULT_LOCK_WAIT_SECONDS = 300.0
+DEFAULT_LOCK_WAIT_SECONDS = 300
 """Long enough for a run that is just finishing (a retry or a manual run started beside
 a scheduled one), short against an orchestrator's task timeout."""
 """Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
@@ -206,17 +206,7 @@ class TargetSettings:
         if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
             msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
             raise ConfigError("lookback_minutes", msg)
-        lock_wait = config.get("lock_wait_seconds")
-        if lock_wait is None:
-            lock_wait = DEFAULT_LOCK_WAIT_SECONDS
-        if (
-            isinstance(lock_wait, bool)
-            or not isinstance(lock_wait, int | float)
-            or not math.isfinite(lock_wait)
-            or lock_wait < 0
-        ):
-            msg = f"lock_wait_seconds must be a number of seconds >= 0, got {lock_wait!r}"
-            raise ConfigError("lock_wait_seconds", msg)
+        lock_wait = _seconds(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -231,7 +221,7 @@ class TargetSettings:
             write_error_log=bool(config.get("write_error_log", False)),
             lookup_batch_size=batch,
             lookback_minutes=float(lookback),
-            lock_wait_seconds=float(lock_wait),
+            lock_wait_seconds=lock_wait,
             custom_fields=_custom_fields(config.get("custom_fields")),
         )
 
@@ -248,6 +238,22 @@ def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(name, f"{name} must be a whole number >= {minimum}, got {value!r}")
     return value
+
+
+def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
+    """A duration >= 0; numeric strings accepted (environment variables arrive as text)."""
+    value = config.get(name)
+    if value is None:
+        return float(default)
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(name, f"{name} must be a number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:

@@ -173,7 +173,7 @@ def test_second_run_stops_cleanly_while_the_first_writes(slow_posts, tmp_path, s
     # The first run wrote everything it had, once.
     first_lines, _, _ = first.last_report()
     assert Counter(o["outcome"] for o in first_lines) == {"created": 60}
-    assert first.states()[-1]== {"done": "first"}
+    assert first.states()[-1] == {"done": "first"}
 
     # The orchestrator's retry of the second run writes only what is missing.
     assert second.start().wait() == 0, second.log.read_text()[-3000:]
@@ -181,7 +181,7 @@ def test_second_run_stops_cleanly_while_the_first_writes(slow_posts, tmp_path, s
     by_id = {o["external_id"]: o["outcome"] for o in retry_lines}
     assert Counter(by_id.values()) == {"unchanged": 20, "created": 40}
     assert all(by_id[f"{PREFIX}-{i:03d}"] == "unchanged" for i in range(40, 60))
-    assert second.states()[-1]== {"done": "second"}
+    assert second.states()[-1] == {"done": "second"}
 
     counts = _rows_per_external_id(sb)
     assert len(counts) == 100
@@ -214,7 +214,7 @@ def test_second_run_waits_for_the_first_then_finds_everything_written(slow_posts
     assert Counter(o["outcome"] for o in first_lines) == {"created": 60}
     assert Counter(o["outcome"] for o in second_lines) == {"unchanged": 60}
     assert second_summary["calls"]["total"] == 1  # one external_id[] look-up, no write
-    assert second.states()[-1]== {"done": "second"}
+    assert second.states()[-1] == {"done": "second"}
     counts = _rows_per_external_id(sb)
     assert len(counts) == 60
     assert set(counts.values()) == {1}
@@ -275,3 +275,16 @@ def test_dry_run_and_empty_run_take_no_lock(sandbox, tmp_path, capsys):
     assert empty.exit_code == 0
     assert empty.states[-1] == {"n": 0}
     assert _rows_per_external_id(sandbox) == Counter()
+
+
+@pytest.mark.parametrize("value", [-1, "soon", True, float("inf"), [5]])
+def test_lock_wait_seconds_is_validated(value):
+    from precoro_client.errors import ConfigError
+    from target_precoro.settings import TargetSettings
+
+    with pytest.raises(ConfigError) as bad:
+        TargetSettings.from_config({"lock_wait_seconds": value})
+    assert bad.value.setting == "lock_wait_seconds"
+    assert TargetSettings.from_config({}).lock_wait_seconds == 300
+    assert TargetSettings.from_config({"lock_wait_seconds": 0}).lock_wait_seconds == 0
+    assert TargetSettings.from_config({"lock_wait_seconds": "60"}).lock_wait_seconds == 60
