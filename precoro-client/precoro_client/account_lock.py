@@ -26,7 +26,7 @@ import os
 import socket
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,9 @@ from precoro_client.errors import ConfigError, PrecoroError
 from precoro_client.settings import PrecoroSettings
 
 logger = logging.getLogger("precoro_client")
+
+Cancelled = Callable[[], bool]
+"""Polled while waiting for the lock; True ends the wait."""
 
 LOCK_PREFIX = "write-"
 """Lock files are `write-<key>.lock`, holder info `write-<key>.holder.json`."""
@@ -79,15 +82,20 @@ class LockHolder:
 class AccountLocked(PrecoroError):
     """Another run holds the account's write lock and did not release it in time."""
 
-    def __init__(self, holder: LockHolder | None, waited_seconds: float) -> None:
+    def __init__(
+        self, holder: LockHolder | None, waited_seconds: float, *, cancelled: bool = False
+    ) -> None:
         """Name the holder (when its info could be read) and how long we waited."""
         self.holder = holder
         self.waited_seconds = waited_seconds
+        self.cancelled = cancelled
         who = holder.describe() if holder is not None else "another run (holder info not found)"
-        super().__init__(
-            f"the Precoro account is being written by {who}; waited {waited_seconds:g} s "
-            "(lock_wait_seconds)"
+        waited = (
+            "stopped while waiting for it"
+            if cancelled
+            else f"waited {waited_seconds:g} s (lock_wait_seconds)"
         )
+        super().__init__(f"the Precoro account is being written by {who}; {waited}")
 
 
 class AccountLock(ABC):
@@ -109,8 +117,8 @@ class AccountLock(ABC):
         """Whether this object holds the lock now."""
 
     @abstractmethod
-    def try_acquire(self, wait_seconds: float) -> bool:
-        """Try for up to `wait_seconds` (0: once); True when acquired."""
+    def try_acquire(self, wait_seconds: float, cancelled: Cancelled | None = None) -> bool:
+        """Try for up to `wait_seconds` (0: once), or until `cancelled()`; True when acquired."""
 
     @abstractmethod
     def release(self) -> None:
@@ -120,10 +128,12 @@ class AccountLock(ABC):
     def holder(self) -> LockHolder | None:
         """The current holder's info, if recorded."""
 
-    def acquire(self, wait_seconds: float) -> None:
+    def acquire(self, wait_seconds: float, cancelled: Cancelled | None = None) -> None:
         """Take the lock, waiting up to `wait_seconds`; raises `AccountLocked` if it stays held.
 
-        Logs once, naming the holder, when it has to wait.
+        `cancelled` is polled while waiting (e.g. "a SIGTERM arrived"); when it turns
+        True the wait ends with `AccountLocked(cancelled=True)`. Logs once, naming the
+        holder, when it has to wait.
         """
         if self.try_acquire(0):
             return
@@ -134,9 +144,10 @@ class AccountLock(ABC):
                 wait_seconds,
                 holder.describe() if holder else "another run",
             )
-            if self.try_acquire(wait_seconds):
+            if self.try_acquire(wait_seconds, cancelled):
                 return
-        raise AccountLocked(self.holder(), wait_seconds)
+        stopped = cancelled is not None and cancelled()
+        raise AccountLocked(self.holder(), wait_seconds, cancelled=stopped)
 
     @contextlib.contextmanager
     def hold(self, wait_seconds: float) -> Iterator[AccountLock]:
@@ -186,13 +197,13 @@ class FileAccountLock(AccountLock):
             self._lock = FileLock(self.path, mode=0o600, thread_local=False, fallback_to_soft=False)
         return self._lock
 
-    def try_acquire(self, wait_seconds: float) -> bool:
-        """Try for up to `wait_seconds`; on success record who holds it."""
+    def try_acquire(self, wait_seconds: float, cancelled: Cancelled | None = None) -> bool:
+        """Try for up to `wait_seconds` (or until `cancelled()`); on success record who holds it."""
         if self.held:
             return True
         lock = self._file_lock()
         try:
-            lock.acquire(timeout=max(0.0, wait_seconds))
+            lock.acquire(timeout=max(0.0, wait_seconds), cancel_check=cancelled)
         except Timeout:
             return False
         except OSError as exc:

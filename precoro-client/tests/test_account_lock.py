@@ -167,3 +167,17 @@ def test_kill_9_of_the_holder_releases_the_lock(make_settings, ledger, token):
     lock.acquire(0)
     assert lock.holder().pid == os.getpid()
     lock.release()
+
+
+def test_a_cancelled_wait_ends_at_once(make_settings):
+    settings = make_settings()
+    holder = account_lock(settings, run_id="r1")
+    holder.acquire(0)
+    try:
+        with pytest.raises(AccountLocked) as refused:
+            account_lock(settings, run_id="r2").acquire(3600, cancelled=lambda: True)
+    finally:
+        holder.release()
+    assert refused.value.cancelled
+    assert refused.value.holder is not None
+    assert refused.value.holder.run_id == "r1"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,6 +107,31 @@ class Runtime:
         finally:
             if self.lock is not None:
                 self.lock.release()
+
+
+@contextmanager
+def _signals_end_the_wait() -> Iterator[threading.Event]:
+    """While waiting for the lock, SIGTERM/SIGINT just end the wait.
+
+    The run then attempts nothing and reports every record; a handler that drained and
+    exited mid-wait would leave the batch being processed without outcomes.
+    """
+    stopped = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _dependency_rank() -> dict[str, int]:
@@ -227,7 +255,8 @@ class TargetPrecoro(Target):
         lock = account_lock(self.precoro_settings, run_id=run_id)
         self._lock_waiting = True
         try:
-            lock.acquire(self.target_settings.lock_wait_seconds)
+            with _signals_end_the_wait() as stopped:
+                lock.acquire(self.target_settings.lock_wait_seconds, cancelled=stopped.is_set)
         except AccountLocked as exc:
             return None, Halt(exc.message, fatal=False)
         except ConfigError as exc:

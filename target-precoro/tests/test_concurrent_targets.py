@@ -221,6 +221,31 @@ def test_second_run_waits_for_the_first_then_finds_everything_written(slow_posts
     assert sb.admin.counters().get("POST") == 60
 
 
+def test_sigterm_while_waiting_for_the_lock_stops_cleanly(sandbox, tmp_path):
+    run = _run(tmp_path, sandbox, "waiter", range(5), state="separate", lock_wait_seconds=120)
+    lock = _hold_lock(run.config)
+    sandbox.admin.reset_counters()
+    try:
+        run.start()
+        assert run.proc is not None
+        _poll(
+            lambda: "waiting up to" in run.log.read_text() or run.proc.poll() is not None,
+            "the run to wait for the account lock",
+        )
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.wait()
+    finally:
+        lock.release()
+    assert code == EXIT_LOCKED, run.log.read_text()[-3000:]
+    lines, summary, folder = run.last_report()
+    assert {(o["outcome"], o.get("final", True)) for o in lines} == {("failed", False)}
+    assert len(lines) == 5
+    assert summary["calls"]["total"] == 0
+    assert sandbox.admin.counters().total == 0
+    assert len((folder / "dead-letter.jsonl").read_text().splitlines()) == 1 + 5  # SCHEMA + 5
+    assert run.states() == []
+
+
 # --- in-process: the lock held by the test itself -------------------------------------
 
 
