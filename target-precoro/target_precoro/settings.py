@@ -25,10 +25,10 @@ MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
 LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
+"""Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
 DEFAULT_LOCK_WAIT_SECONDS = 300
 """Long enough for a run that is just finishing (a retry or a manual run started beside
 a scheduled one), short against an orchestrator's task timeout."""
-"""Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
 
 
 def default_state_dir() -> Path:
