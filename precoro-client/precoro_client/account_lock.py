@@ -42,6 +42,9 @@ logger = logging.getLogger("precoro_client")
 Cancelled = Callable[[], bool]
 """Polled while waiting for the lock; True ends the wait."""
 
+WAITING_LOG = "waiting up to %g s for the Precoro account lock held by %s"
+"""Logged once when a run starts to wait (tests of other processes wait for it)."""
+
 LOCK_PREFIX = "write-"
 """Lock files are `write-<key>.lock`, holder info `write-<key>.holder.json`."""
 
@@ -140,7 +143,7 @@ class AccountLock(ABC):
         if wait_seconds > 0:
             holder = self.holder()
             logger.warning(
-                "waiting up to %g s for the Precoro account lock held by %s",
+                WAITING_LOG,
                 wait_seconds,
                 holder.describe() if holder else "another run",
             )

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 from precoro_client.account_lock import (
+    WAITING_LOG,
     AccountLocked,
     FileAccountLock,
     LockHolder,
@@ -122,7 +123,7 @@ def test_waiter_gets_the_lock_when_the_holder_releases(make_settings):
 
     class OnWait(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if "waiting up to" in record.getMessage():
+            if record.msg == WAITING_LOG:
                 waiting.set()
 
     handler = OnWait()

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from precoro_client.account_lock import account_lock
+from precoro_client.account_lock import WAITING_LOG, account_lock
 from precoro_client.settings import PrecoroSettings
 from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.target import EXIT_LOCKED
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 PREFIX = "LOCK"
+WAITING = WAITING_LOG.split("%", 1)[0]
+"""The start of the line a waiting run logs: the event the wait tests synchronise on."""
 SLOW_POSTS = [10, 20, 30, 40]
 """POSTs the sandbox holds for a second: each is a chance to freeze the first run."""
 
@@ -199,7 +201,7 @@ def test_second_run_waits_for_the_first_then_finds_everything_written(slow_posts
         assert second.proc is not None
         # The second run's one line saying it waits for the first (or its exit, without a lock).
         _poll(
-            lambda: "waiting up to" in second.log.read_text() or second.proc.poll() is not None,
+            lambda: WAITING in second.log.read_text() or second.proc.poll() is not None,
             "the second run to wait for the account lock",
         )
         assert second.proc.poll() is None, "the second run did not wait for the first"
@@ -229,7 +231,7 @@ def test_sigterm_while_waiting_for_the_lock_stops_cleanly(sandbox, tmp_path):
         run.start()
         assert run.proc is not None
         _poll(
-            lambda: "waiting up to" in run.log.read_text() or run.proc.poll() is not None,
+            lambda: WAITING in run.log.read_text() or run.proc.poll() is not None,
             "the run to wait for the account lock",
         )
         run.proc.send_signal(signal.SIGTERM)
