@@ -223,6 +223,30 @@ def test_second_run_waits_for_the_first_then_finds_everything_written(slow_posts
     assert sb.admin.counters().get("POST") == 60
 
 
+def test_a_killed_holder_does_not_block_the_next_run(sandbox, tmp_path):
+    # The first run's look-up stays in the sandbox for a while: it holds the lock and has
+    # no write in flight when it is killed.
+    rule = {"kind": "delay", "route": "/suppliers", "method": "GET", "delay_seconds": 5.0}
+    sandbox.admin.set_faults([{**rule, "times": 1}])
+    sandbox.admin.reset_counters()
+    first = _run(tmp_path, sandbox, "first", range(10), state="shared").start()
+    assert first.proc is not None
+    _poll(
+        lambda: sandbox.admin.faults()["rules"][0]["fired"] == 1 or first.proc.poll() is not None,
+        "the first run's look-up",
+    )
+    assert first.proc.poll() is None
+    first.proc.send_signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    second = _run(tmp_path, sandbox, "second", range(10), state="shared", lock_wait_seconds=0)
+    assert second.start().wait() == 0, second.log.read_text()[-3000:]
+    lines, _, _ = second.last_report()
+    assert Counter(o["outcome"] for o in lines) == {"created": 10}
+    counts = _rows_per_external_id(sandbox)
+    assert len(counts) == 10
+    assert set(counts.values()) == {1}
+
+
 def test_sigterm_while_waiting_for_the_lock_stops_cleanly(sandbox, tmp_path):
     run = _run(tmp_path, sandbox, "waiter", range(5), state="separate", lock_wait_seconds=120)
     lock = _hold_lock(run.config)
