@@ -7,6 +7,7 @@ the setting, so a typo in `match` or `mode` fails before any request is made.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
 """Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
+DEFAULT_LOCK_WAIT_SECONDS = 300
+"""Long enough for a run that is just finishing (a retry or a manual run started beside
+a scheduled one), short against an orchestrator's task timeout."""
 
 
 def default_state_dir() -> Path:
@@ -133,6 +137,17 @@ TARGET_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "lock_wait_seconds",
+        th.NumberType,
+        default=DEFAULT_LOCK_WAIT_SECONDS,
+        description=(
+            "How long a run waits for another target run writing to the same Precoro "
+            "account (the account lock beside the budget ledger) before it stops "
+            "cleanly: exit status 75, every record dead-lettered as not attempted, no "
+            "STATE. 0 stops at once. Dry runs take no lock."
+        ),
+    ),
+    th.Property(
         "custom_fields",
         th.ObjectType(additional_properties=th.StringType),
         description=(
@@ -159,6 +174,7 @@ class TargetSettings:
     write_error_log: bool = False
     lookup_batch_size: int = MAX_LOOKUP_IDS
     lookback_minutes: float = 5.0
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
     custom_fields: dict[str, str] = field(default_factory=dict)
 
     def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
@@ -190,6 +206,7 @@ class TargetSettings:
         if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
             msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
             raise ConfigError("lookback_minutes", msg)
+        lock_wait = _seconds(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -204,6 +221,7 @@ class TargetSettings:
             write_error_log=bool(config.get("write_error_log", False)),
             lookup_batch_size=batch,
             lookback_minutes=float(lookback),
+            lock_wait_seconds=lock_wait,
             custom_fields=_custom_fields(config.get("custom_fields")),
         )
 
@@ -220,6 +238,22 @@ def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(name, f"{name} must be a whole number >= {minimum}, got {value!r}")
     return value
+
+
+def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
+    """A duration >= 0; numeric strings accepted (environment variables arrive as text)."""
+    value = config.get(name)
+    if value is None:
+        return float(default)
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(name, f"{name} must be a number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from precoro_client.account_lock import AccountLock, AccountLocked, account_lock
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import ConfigError
 from precoro_client.settings import PrecoroSettings
@@ -26,7 +31,13 @@ from target_precoro.report import RunReport
 from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
-from target_precoro.upsert import Upserter
+from target_precoro.upsert import Halt, Upserter
+
+EXIT_LOCKED = 75
+"""Exit status when another run held the account lock past `lock_wait_seconds`
+(sysexits' EX_TEMPFAIL: nothing was attempted, try again later)."""
+IN_MEMORY = Path(":memory:")
+"""Index and journal of a locked-out run: it must not touch the holder's state."""
 
 
 class UnknownStreamError(ValueError):
@@ -82,12 +93,45 @@ class Runtime:
     journal: Journal
     report: RunReport
     upserter: Upserter
+    lock: AccountLock | None = None
+    """The account's write lock; None for a dry run (it writes nothing)."""
+    locked_out: bool = False
+    """Another run kept the lock: nothing was attempted."""
 
     def close(self) -> None:
-        """Release files and connections."""
-        self.index.store.close()
-        self.journal.close()
-        self.client.close()
+        """Release files, connections and the account lock."""
+        try:
+            self.index.store.close()
+            self.journal.close()
+            self.client.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+
+@contextmanager
+def _signals_end_the_wait() -> Iterator[threading.Event]:
+    """While waiting for the lock, SIGTERM/SIGINT just end the wait.
+
+    The run then attempts nothing and reports every record; a handler that drained and
+    exited mid-wait would leave the batch being processed without outcomes.
+    """
+    stopped = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _dependency_rank() -> dict[str, int]:
@@ -122,6 +166,8 @@ class TargetPrecoro(Target):
         """Validate settings before any request; one sink drains at a time (shared limit)."""
         self._runtime: Runtime | None = None
         self._finished = False
+        self._finishing = False
+        self._lock_waiting = False
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
         if isinstance(self.message_reader, LineNumberReader):
@@ -155,19 +201,21 @@ class TargetPrecoro(Target):
 
     @property
     def runtime(self) -> Runtime:
-        """Client, index, journal and report, opened on the first batch."""
+        """Client, index, journal and report, opened on the first batch (after the lock)."""
         if self._runtime is None:
             settings = self.target_settings
             run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{os.getpid()}"
             client = PrecoroClient(self.precoro_settings)
+            lock, refusal = self._take_lock(run_id)
             account = settings.account_dir(self.precoro_settings.ledger_key)
+            shared = refusal is None
             index = Index(
-                IndexStore(account / "index.sqlite3"),
+                IndexStore(account / "index.sqlite3" if shared else IN_MEMORY),
                 client,
                 lookup_batch_size=settings.lookup_batch_size,
                 lookback=timedelta(minutes=settings.lookback_minutes),
             )
-            journal = Journal(account / "journal.sqlite3", run_id)
+            journal = Journal(account / "journal.sqlite3" if shared else IN_MEMORY, run_id)
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
             upserter = Upserter(
                 client=client,
@@ -177,8 +225,45 @@ class TargetPrecoro(Target):
                 settings=settings,
                 schema_of=self._schema_of,
             )
-            self._runtime = Runtime(client, index, journal, report, upserter)
+            if refusal is not None:
+                upserter.halt = refusal
+                report.halted = refusal.reason
+            self._runtime = Runtime(
+                client,
+                index,
+                journal,
+                report,
+                upserter,
+                lock=lock,
+                locked_out=refusal is not None and not refusal.fatal,
+            )
         return self._runtime
+
+    def _take_lock(self, run_id: str) -> tuple[AccountLock | None, Halt | None]:
+        """One writer per account: its lock before any shared state or Precoro read.
+
+        Without it, two runs both look an externalId up, find nothing and both POST.
+        Returns the held lock, or the reason to attempt nothing (another run kept it
+        past `lock_wait_seconds`: every record is dead-lettered as not attempted, STATE
+        is withheld, exit status 75). Dry runs write nothing and take no lock; neither
+        does a run that ends before its first batch.
+        """
+        if self.target_settings.dry_run or self._finishing:
+            return None, None
+        if self._lock_waiting:  # a signal's drain while we wait: give up at once
+            return None, Halt("stopped while waiting for the account lock", fatal=False)
+        lock = account_lock(self.precoro_settings, run_id=run_id)
+        self._lock_waiting = True
+        try:
+            with _signals_end_the_wait() as stopped:
+                lock.acquire(self.target_settings.lock_wait_seconds, cancelled=stopped.is_set)
+        except AccountLocked as exc:
+            return None, Halt(exc.message, fatal=False)
+        except ConfigError as exc:
+            return None, Halt(exc.message, fatal=True)
+        finally:
+            self._lock_waiting = False
+        return lock, None
 
     def _schema_of(self, stream: str) -> dict[str, Any] | None:
         sink = self._sinks_active.get(stream)
@@ -235,6 +320,7 @@ class TargetPrecoro(Target):
         if self._finished:
             return
         self._finished = True
+        self._finishing = True  # a run ending before its first batch wrote nothing: no lock
         runtime = self.runtime
         report = runtime.report
         client = runtime.client
@@ -269,6 +355,8 @@ class TargetPrecoro(Target):
                 halt.reason,
                 report.unfinished,
             )
+        if runtime.locked_out:
+            sys.exit(EXIT_LOCKED)
         if failures > self.target_settings.max_failures:
             self.logger.error(
                 "%d records failed or were invalid (max_failures %d); see %s",
