@@ -75,6 +75,8 @@ class RunReport:
         self._dead_schemas: set[str] = set()
         self.halted: str | None = None
         self.unfinished = 0
+        self.first_unfinished_line: int | None = None
+        """Input line of the earliest record a re-run must retry: STATE stops before it."""
 
     def _open(self, name: str) -> Any:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +93,9 @@ class RunReport:
         self.counts[outcome.stream][outcome.outcome] += 1
         if not outcome.final:
             self.unfinished += 1
+            line = outcome.line or 0
+            if self.first_unfinished_line is None or line < self.first_unfinished_line:
+                self.first_unfinished_line = line
         if self._report is None:
             self._report = self._open("report.jsonl")
         self._report.write(json.dumps(outcome.to_json(), default=str) + "\n")
