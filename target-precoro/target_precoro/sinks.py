@@ -88,12 +88,14 @@ class PrecoroSink(BatchSink):
         An unexpected exception is a bug, not a property of the data: it halts the run
         (exit 1) and the records without an outcome are dead-lettered as not attempted.
         """
-        upserter = self.precoro_target.runtime_for_writes().upserter
+        target = self.precoro_target
+        upserter = target.runtime_for_writes().upserter
         entity = SUPPORTED_STREAMS[self.stream_name]
         try:
-            upserter.run_batch(entity, items)
+            upserter.run_batch(entity, target.drop_stale(self.stream_name, items))
         except Exception as exc:
-            self.precoro_target.internal_error(exc)
+            target.internal_error(exc)
             upserter.run_batch(entity, items)
         finally:
             self.staged = [item for item in self.staged if not item.done]
+            target.versions.flush()

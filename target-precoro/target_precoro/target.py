@@ -28,11 +28,12 @@ from typing_extensions import override
 
 from target_precoro.index import Index, IndexStore
 from target_precoro.journal import Journal
-from target_precoro.report import RunReport
+from target_precoro.report import RecordOutcome, RunReport
 from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
-from target_precoro.upsert import Halt, Upserter
+from target_precoro.upsert import Halt, Item, Upserter
+from target_precoro.versions import Origin, VersionStore
 
 
 class UnknownStreamError(ValueError):
@@ -268,6 +269,9 @@ class TargetPrecoro(Target):
         """STATE messages read and not yet emitted, with their input line."""
         self._emitted_state: Any = None
         self._last_record_line = 0
+        self._origins: dict[int, Origin] = {}
+        """Replayed records' origins (dead-letter `origin` key), by input line."""
+        self._versions: VersionStore | None = None
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
         if isinstance(self.message_reader, LineNumberReader):
@@ -351,6 +355,9 @@ class TargetPrecoro(Target):
     @override
     def _process_record_message(self, message_dict: dict[str, Any]) -> None:
         self._last_record_line = self.current_line or 0
+        origin = Origin.from_json(message_dict.get("origin"))
+        if origin is not None:
+            self._origins[self._last_record_line] = origin
         super()._process_record_message(message_dict)
 
     @override
@@ -415,7 +422,52 @@ class TargetPrecoro(Target):
         runtime = self.runtime
         if self.stop_reason is not None and runtime.upserter.stop_requested is None:
             runtime.upserter.stop_requested = self.stop_reason
+        if runtime.report.on_written is None:
+            runtime.report.origins = self._origins
+            runtime.report.on_written = self._note_written
         return runtime
+
+    # --- versions: a replay never reverts a newer record ------------------------------
+
+    @property
+    def versions(self) -> VersionStore:
+        """The account's record versions, opened on first use."""
+        if self._versions is None:
+            account = self.target_settings.account_dir(self.precoro_settings.ledger_key)
+            self._versions = VersionStore(account / "versions.sqlite3")
+        return self._versions
+
+    def _note_written(self, outcome: RecordOutcome, origin: Origin) -> None:
+        if outcome.external_id is not None:
+            self.versions.written(outcome.stream, outcome.external_id, origin)
+
+    def drop_stale(self, stream: str, items: list[Item]) -> list[Item]:
+        """Replayed records older than what Precoro holds from us end `skipped`, unsent."""
+        fresh = []
+        for item in items:
+            origin = self._origins.get(item.line or 0)
+            ext = item.record.get("externalId")
+            newest = (
+                None if origin is None or ext is None else self.versions.newest(stream, str(ext))
+            )
+            if origin is None or newest is None or newest <= origin:
+                fresh.append(item)
+                continue
+            why = (
+                f"not replayed: Precoro holds a newer version ({newest.describe()}) than this "
+                f"record ({origin.describe()}); writing it would revert that"
+            )
+            outcome = RecordOutcome(
+                stream,
+                str(ext),
+                "skipped",
+                message=why,
+                line=item.line,
+                superseded=newest.describe(),
+            )
+            self.runtime.report.add(outcome, item.record)
+            item.done = True
+        return fresh
 
     @override
     def process_endofpipe(self) -> None:
@@ -516,6 +568,8 @@ class TargetPrecoro(Target):
         halt = runtime.upserter.halt
         failures = report.failures()
         runtime.close()
+        if self._versions is not None:
+            self._versions.close()
         if halt is not None and halt.fatal:
             self.logger.error("Stopped: %s", halt.reason)
             sys.exit(1)

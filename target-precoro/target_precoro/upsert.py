@@ -163,7 +163,13 @@ class Upserter:
                 why = "superseded by a later record with the same externalId in this batch"
                 self._emit(
                     earlier.item,
-                    RecordOutcome(entity.name, incoming.external_id, "skipped", message=why),
+                    RecordOutcome(
+                        entity.name,
+                        incoming.external_id,
+                        "skipped",
+                        message=why,
+                        superseded=f"line {item.line}",
+                    ),
                 )
             latest[key] = Pending(item, incoming)
         groups: dict[int, list[Pending]] = defaultdict(list)
