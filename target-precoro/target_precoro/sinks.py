@@ -71,16 +71,23 @@ class PrecoroSink(BatchSink):
     def process_batch(self, context: dict[str, Any]) -> None:
         """Upsert the batch; stop the run at once after a 401/403 or an unexpected error."""
         items: list[Item] = context.get("records", [])
-        self.run_items(items)
-        written = sum(1 for item in items if item.done)
-        self.tally_record_written(written)
-        halt = self.precoro_target.runtime.upserter.halt
+        target = self.precoro_target
+        try:
+            self.run_items(items)
+        except Exception as exc:  # not the input line's fault: never reported as one
+            target.fail(exc)
+        self.tally_record_written(sum(1 for item in items if item.done))
+        halt = target.runtime.upserter.halt
         if halt is not None and halt.fatal:
-            self.precoro_target.stop_now()
+            target.stop_now()
 
     def abandon(self) -> None:
-        """Give every staged record `not attempted` (the run is stopping)."""
-        self.run_items([item for item in self.staged if not item.done])
+        """Give every staged record `not attempted` (the run is stopping; halt is set)."""
+        pending = [item for item in self.staged if not item.done]
+        if pending:
+            upserter = self.precoro_target.runtime.upserter
+            upserter.run_batch(SUPPORTED_STREAMS[self.stream_name], pending)
+        self.staged = []
 
     def run_items(self, items: list[Item]) -> None:
         """Hand records to the upserter; every one ends with an outcome, whatever happens.
@@ -98,4 +105,4 @@ class PrecoroSink(BatchSink):
             upserter.run_batch(entity, items)
         finally:
             self.staged = [item for item in self.staged if not item.done]
-            target.versions.flush()
+        target.versions.flush()

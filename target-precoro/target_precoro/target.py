@@ -276,7 +276,7 @@ class TargetPrecoro(Target):
         self.max_parallelism = 1
         if isinstance(self.message_reader, LineNumberReader):
             self.message_reader.on_bad_line = self._reject_line
-            self.message_reader.on_failure = self._fail
+            self.message_reader.on_failure = self.fail
 
     # --- configuration ----------------------------------------------------------------
 
@@ -481,7 +481,7 @@ class TargetPrecoro(Target):
                 self.runtime_for_writes()
             super().process_endofpipe()
         except Exception as exc:
-            self._fail(exc)
+            self.fail(exc)
         self.finish()
 
     def stop_now(self) -> None:
@@ -520,7 +520,7 @@ class TargetPrecoro(Target):
             upserter.halt = Halt(reason[:500], fatal=True)
             self.runtime.report.halted = upserter.halt.reason
 
-    def _fail(self, exc: Exception) -> NoReturn:
+    def fail(self, exc: Exception) -> NoReturn:
         """Last resort for an exception outside any record: report, then exit 1."""
         if isinstance(exc, UnknownStreamError):
             self._halt(str(exc))  # a setup mistake, named in the message: no traceback
@@ -569,7 +569,10 @@ class TargetPrecoro(Target):
         failures = report.failures()
         runtime.close()
         if self._versions is not None:
-            self._versions.close()
+            try:
+                self._versions.close()
+            except Exception as exc:  # the report is written; only replay protection suffers
+                self.logger.error("Could not store record versions: %s", exc)
         if halt is not None and halt.fatal:
             self.logger.error("Stopped: %s", halt.reason)
             sys.exit(1)

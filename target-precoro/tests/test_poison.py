@@ -115,3 +115,23 @@ def test_an_error_outside_any_record_still_writes_the_report(
     assert result.exit_code == 1
     assert "MemoryError" in result.summary["halted"]
     assert [o["external_id"] for o in result.outcomes if not o["final"]] == ["UO-0"]
+
+
+def test_an_error_while_draining_is_not_blamed_on_the_input_line(
+    sandbox, tmp_path, capsys, monkeypatch
+):
+    import sqlite3
+
+    from target_precoro.versions import VersionStore
+
+    def broken(self: VersionStore) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(VersionStore, "flush", broken)
+    config = make_config(sandbox, tmp_path, match={"suppliers": []}, batch_size_rows=1)
+    text = "\n".join([schema_line("suppliers"), _record("DE-0"), _record("DE-1")]) + "\n"
+    result = run_target(config, text, capsys)
+    assert result.exit_code == 1
+    assert "OperationalError: disk I/O error" in result.summary["halted"]
+    assert result.rejected() == []  # the lines were fine
+    assert [(o["external_id"], o["outcome"]) for o in result.outcomes] == [("DE-0", "created")]
