@@ -447,9 +447,8 @@ class TargetPrecoro(Target):
         for item in items:
             origin = self._origins.get(item.line or 0)
             ext = item.record.get("externalId")
-            newest = (
-                None if origin is None or ext is None else self.versions.newest(stream, str(ext))
-            )
+            ext = None if ext is None else str(ext).strip()  # as `validate_record` keys it
+            newest = None if origin is None or not ext else self.versions.newest(stream, ext)
             if origin is None or newest is None or newest <= origin:
                 fresh.append(item)
                 continue
@@ -459,7 +458,7 @@ class TargetPrecoro(Target):
             )
             outcome = RecordOutcome(
                 stream,
-                str(ext),
+                ext,
                 "skipped",
                 message=why,
                 line=item.line,
