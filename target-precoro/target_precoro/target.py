@@ -535,7 +535,8 @@ class TargetPrecoro(Target):
         self._finished = True
         runtime = self.runtime_for_writes()
         if runtime.upserter.halt is None and any(s.staged for s in self._precoro_sinks()):
-            runtime.upserter.halt = Halt("run stopped", fatal=False)
+            runtime.upserter.halt = Halt(self.stop_reason or "run stopped", fatal=False)
+            runtime.report.halted = runtime.upserter.halt.reason
         for sink in self._precoro_sinks():
             sink.abandon()
         self.emit_safe_state()
