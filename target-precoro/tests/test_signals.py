@@ -147,6 +147,7 @@ def test_sigterm_then_sigint_then_rerun_lose_and_duplicate_nothing(sandbox, tmp_
     assert states == [{"pos": k - 1}]  # the STATE of the last record written, not of the input
     _check_agreement(sandbox, outcomes, dead, states)
     bookmark = states[-1]
+    posts = k
 
     # 2. Re-runs stopped by SIGINT or SIGTERM at seeded random points between or
     #    during writes (no fault: wherever the signal lands).
@@ -164,8 +165,10 @@ def test_sigterm_then_sigint_then_rerun_lose_and_duplicate_nothing(sandbox, tmp_
         assert summary["unfinished_records"] == len(dead) > 0
         _check_agreement(sandbox, outcomes, dead, states)
         bookmark = states[-1] if states else bookmark
+        posts += sandbox.admin.counters().get("POST")
 
     # 3. An uninterrupted re-run from the saved STATE finishes the job.
+    sandbox.admin.reset_counters()
     run = Run(tmp_path, config, _tap_output(bookmark), pipe=False)
     code, states = run.finish()
     outcomes, summary, dead = run.report()
@@ -175,6 +178,7 @@ def test_sigterm_then_sigint_then_rerun_lose_and_duplicate_nothing(sandbox, tmp_
     counts = _rows_per_external_id(sandbox)
     assert len(counts) == N_RECORDS  # 0 lost
     assert set(counts.values()) == {1}  # 0 duplicated
+    assert posts + sandbox.admin.counters().get("POST") == N_RECORDS  # no POST wasted
 
 
 def test_sigterm_while_waiting_for_input_stops_at_once(sandbox, tmp_path):
