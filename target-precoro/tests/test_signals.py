@@ -199,3 +199,40 @@ def test_sigterm_while_waiting_for_input_stops_at_once(sandbox, tmp_path):
     # The 6th record is not sent: reported and dead-lettered as not attempted (if it was read).
     assert [m["record"]["externalId"] for m in dead] == [o["external_id"] for o in outcomes[5:]]
     _check_agreement(sandbox, outcomes, dead, states)
+
+
+def test_state_stops_before_the_first_unfinished_record_across_streams(sandbox, tmp_path, capsys):
+    """STATE at line n promises every record before n is final, whichever stream it is in."""
+    from target_helpers import run_target
+
+    def line(kind: str, **body: Any) -> str:
+        return json.dumps({"type": kind, **body})
+
+    text = "\n".join(
+        [
+            schema_line("taxes"),
+            schema_line("suppliers"),
+            line(
+                "RECORD", stream="taxes", record={"externalId": "ST-T0", "name": "T0", "percent": 5}
+            ),
+            line("STATE", value={"pos": 0}),
+            line("RECORD", stream="suppliers", record={"externalId": "ST-S0", "name": "S0"}),
+            line("STATE", value={"pos": 1}),
+            line(
+                "RECORD", stream="taxes", record={"externalId": "ST-T1", "name": "T1", "percent": 7}
+            ),
+            line("STATE", value={"pos": 2}),
+        ]
+    )
+    sandbox.admin.set_faults(
+        [{"kind": "status", "status": 503, "route": "/suppliers", "method": "POST"}]
+    )
+    config = make_config(sandbox, tmp_path, match={"suppliers": []}, max_failures=1)
+    result = run_target(config, text + "\n", capsys)
+    assert result.outcome_of("ST-T0") == result.outcome_of("ST-T1") == "created"
+    assert result.by_id()["ST-S0"]["final"] is False
+    assert result.states == [{"pos": 0}]  # not pos 1 or 2: ST-S0 (line 5) must be resent
+    sandbox.admin.clear_faults()
+    rerun = run_target(config, text + "\n", capsys)
+    assert rerun.outcome_of("ST-S0") == "created"
+    assert rerun.states == [{"pos": 2}]
