@@ -3,9 +3,12 @@
 Every record ends with one outcome. `report.jsonl` has one line per record;
 `summary.json` counts outcomes per stream plus calls used and budget left;
 `dead-letter.jsonl` holds every record that was not written, as Singer messages
-(SCHEMA first, then RECORD with an extra `error` key), so after fixing the data it
-replays with `target-precoro --input dead-letter.jsonl`. Lines that were not JSON
-go to `rejected-lines.jsonl` with their line number (they cannot be replayed as-is).
+(SCHEMA first, then RECORD with extra `error` and `origin` keys), so after fixing the
+data it replays with `target-precoro --input dead-letter.jsonl`; `origin` (run and
+line the record was first read from) keeps a replay from writing it over a newer
+version. A record superseded by a newer version is final and not dead-lettered.
+Lines that cannot be used go to `rejected-lines.jsonl` with their line number (they
+cannot be replayed as-is).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from target_precoro.versions import Origin
 
 Outcome = Literal[
     "created",
@@ -52,6 +58,9 @@ class RecordOutcome:
     final: bool = True
     """False when a re-run must retry it (not attempted, outcome unknown, transient)."""
     dry_run: bool = False
+    superseded: str | None = None
+    """Which newer version replaced this record (then it is final and not dead-lettered:
+    replaying it would revert the newer one)."""
 
     def to_json(self) -> dict[str, Any]:
         """The report line."""
@@ -75,6 +84,17 @@ class RunReport:
         self._dead_schemas: set[str] = set()
         self.halted: str | None = None
         self.unfinished = 0
+        self.first_unfinished_line: int | None = None
+        """Input line of the earliest record a re-run must retry: STATE stops before it."""
+        self.origins: dict[int, Origin] = {}
+        """Origin of replayed records (from their dead-letter `origin`), by input line."""
+        self.on_written: Callable[[RecordOutcome, Origin], None] | None = None
+        """Told of every record Precoro now holds, with the version it holds."""
+
+    def origin_of(self, line: int | None) -> Origin:
+        """Where the record on this input line first came from (this run, unless replayed)."""
+        number = line or 0
+        return self.origins.get(number) or Origin(self.started, number, self.run_id)
 
     def _open(self, name: str) -> Any:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -91,10 +111,15 @@ class RunReport:
         self.counts[outcome.stream][outcome.outcome] += 1
         if not outcome.final:
             self.unfinished += 1
+            line = outcome.line or 0
+            if self.first_unfinished_line is None or line < self.first_unfinished_line:
+                self.first_unfinished_line = line
         if self._report is None:
             self._report = self._open("report.jsonl")
         self._report.write(json.dumps(outcome.to_json(), default=str) + "\n")
-        if outcome.outcome not in WRITTEN and record is not None:
+        if outcome.outcome in WRITTEN and self.on_written is not None and not self.dry_run:
+            self.on_written(outcome, self.origin_of(outcome.line))
+        if outcome.outcome not in WRITTEN and outcome.superseded is None and record is not None:
             self._dead_letter(outcome, record, schema)
 
     def _dead_letter(
@@ -114,7 +139,13 @@ class RunReport:
         reason: dict[str, Any] = {"outcome": outcome.outcome, "reason": outcome.message}
         if outcome.status is not None:
             reason["status"] = outcome.status
-        message = {"type": "RECORD", "stream": outcome.stream, "record": record, "error": reason}
+        message = {
+            "type": "RECORD",
+            "stream": outcome.stream,
+            "record": record,
+            "error": reason,
+            "origin": self.origin_of(outcome.line).to_json(),
+        }
         self._dead.write(json.dumps(message, default=str) + "\n")
 
     def reject_line(self, line_number: int, text: str, reason: str) -> None:

@@ -36,6 +36,8 @@ class PrecoroSink(BatchSink):
         """Keep the target: its shared runtime does the work."""
         super().__init__(target, stream_name, schema, key_properties)
         self.precoro_target = target
+        self.staged: list[Item] = []
+        """Records read but not yet given an outcome, in input order (for STATE and stops)."""
 
     def get_validator(self) -> None:
         """No SDK schema validation; `validate.py` reports problems per record.
@@ -56,13 +58,51 @@ class PrecoroSink(BatchSink):
         """Stage the record with its input line number."""
         item = Item(copy.deepcopy(record), self.precoro_target.current_line)
         context.setdefault("records", []).append(item)
+        self.staged.append(item)
+
+    @property
+    def first_open_line(self) -> int | None:
+        """Input line of the earliest staged record without an outcome."""
+        for item in self.staged:
+            if not item.done:
+                return item.line or 0
+        return None
 
     def process_batch(self, context: dict[str, Any]) -> None:
-        """Upsert the batch; stop the run at once after a 401/403."""
+        """Upsert the batch; stop the run at once after a 401/403 or an unexpected error."""
         items: list[Item] = context.get("records", [])
-        runtime = self.precoro_target.runtime
-        runtime.upserter.run_batch(SUPPORTED_STREAMS[self.stream_name], items)
-        written = sum(1 for item in items if item.done)
-        self.tally_record_written(written)
-        if runtime.upserter.halt is not None and runtime.upserter.halt.fatal:
-            self.precoro_target.stop_now()
+        target = self.precoro_target
+        try:
+            self.run_items(items)
+        except Exception as exc:  # not the input line's fault: never reported as one
+            target.fail(exc)
+        self.tally_record_written(sum(1 for item in items if item.done))
+        halt = target.runtime.upserter.halt
+        if halt is not None and halt.fatal:
+            target.stop_now()
+
+    def abandon(self) -> None:
+        """Give every staged record `not attempted` (the run is stopping; halt is set)."""
+        pending = [item for item in self.staged if not item.done]
+        if pending:
+            upserter = self.precoro_target.runtime.upserter
+            upserter.run_batch(SUPPORTED_STREAMS[self.stream_name], pending)
+        self.staged = []
+
+    def run_items(self, items: list[Item]) -> None:
+        """Hand records to the upserter; every one ends with an outcome, whatever happens.
+
+        An unexpected exception is a bug, not a property of the data: it halts the run
+        (exit 1) and the records without an outcome are dead-lettered as not attempted.
+        """
+        target = self.precoro_target
+        upserter = target.runtime_for_writes().upserter
+        entity = SUPPORTED_STREAMS[self.stream_name]
+        try:
+            upserter.run_batch(entity, target.drop_stale(self.stream_name, items))
+        except Exception as exc:
+            target.internal_error(exc)
+            upserter.run_batch(entity, items)
+        finally:
+            self.staged = [item for item in self.staged if not item.done]
+        target.versions.flush()

@@ -71,6 +71,10 @@ class Halt(Exception):
         self.fatal = fatal
 
 
+class Interrupted(Exception):
+    """The run was asked to stop (SIGTERM/SIGINT); raised between calls, never mid-write."""
+
+
 class Upserter:
     """Applies batches of records to Precoro; shared by every sink of a run."""
 
@@ -93,6 +97,8 @@ class Upserter:
         self.schema_of = schema_of
         self.claims: dict[tuple[str, int], dict[int, str]] = defaultdict(dict)
         self.halt: Halt | None = None
+        self.stop_requested: str | None = None
+        """Set by the target's signal handler: no further call starts; the one in flight ends."""
 
     # --- outcomes ------------------------------------------------------------------
 
@@ -120,7 +126,9 @@ class Upserter:
     # --- the batch -----------------------------------------------------------------
 
     def run_batch(self, entity: Entity, items: list[Item]) -> None:
-        """Give every item an outcome (or `not attempted` after a halt)."""
+        """Give every item an outcome (or `not attempted` after a halt or a stop request)."""
+        if self.halt is None and self.stop_requested is not None:
+            self.halt = Halt(self.stop_requested, fatal=False)
         if self.halt is None:
             try:
                 self._run(entity, items)
@@ -128,6 +136,8 @@ class Upserter:
                 self.halt = Halt(exc.message, fatal=True)
             except BudgetExhausted as exc:
                 self.halt = Halt(exc.message, fatal=False)
+            except Interrupted as exc:
+                self.halt = Halt(str(exc), fatal=False)
             if self.halt is not None:
                 self.report.halted = self.halt.reason
         self._not_attempted(entity, items)
@@ -153,7 +163,13 @@ class Upserter:
                 why = "superseded by a later record with the same externalId in this batch"
                 self._emit(
                     earlier.item,
-                    RecordOutcome(entity.name, incoming.external_id, "skipped", message=why),
+                    RecordOutcome(
+                        entity.name,
+                        incoming.external_id,
+                        "skipped",
+                        message=why,
+                        superseded=f"line {item.line}",
+                    ),
                 )
             latest[key] = Pending(item, incoming)
         groups: dict[int, list[Pending]] = defaultdict(list)
@@ -182,7 +198,13 @@ class Upserter:
             self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
         return found
 
+    def _check_stop(self) -> None:
+        """Between calls: stop here if a signal asked the run to stop."""
+        if self.stop_requested is not None:
+            raise Interrupted(self.stop_requested)
+
     def _run_group(self, entity: Entity, parent: int, group: list[Pending]) -> None:
+        self._check_stop()
         ext_ids = [p.incoming.external_id for p in group]
         open_writes = self.journal.open_writes(entity.name, parent)
         force = {x for x in ext_ids if x in open_writes}
@@ -404,6 +426,7 @@ class Upserter:
         row: dict[str, Any] | None,
         values: dict[str, Any],
     ) -> None:
+        self._check_stop()
         ext = pending.incoming.external_id
         if outcome.outcome == "linked":
             self.claims[(entity.name, parent)][int(outcome.precoro_id or 0)] = ext

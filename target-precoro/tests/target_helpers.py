@@ -74,6 +74,12 @@ class RunResult:
     def states(self) -> list[Any]:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
 
+    def rejected(self) -> list[dict[str, Any]]:
+        path = self.report_dir / "rejected-lines.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
     def dead_letter(self) -> list[dict[str, Any]]:
         path = self.report_dir / "dead-letter.jsonl"
         if not path.exists():
@@ -82,15 +88,23 @@ class RunResult:
 
 
 def run_target(
-    config: dict[str, Any], text: str, capsys: pytest.CaptureFixture[str] | None = None
+    config: dict[str, Any], text: str | bytes, capsys: pytest.CaptureFixture[str] | None = None
 ) -> RunResult:
-    """Run the target on `text`; returns exit code, report lines and summary."""
+    """Run the target on `text` (bytes: read as stdin is, through a UTF-8 text layer).
+
+    Returns exit code, report lines and summary.
+    """
     target = TargetPrecoro(config=config, parse_env_config=False)
     if capsys is not None:
         capsys.readouterr()
     code = 0
+    source: io.TextIOBase
+    if isinstance(text, bytes):
+        source = io.TextIOWrapper(io.BytesIO(text), encoding="utf-8")
+    else:
+        source = io.StringIO(text)
     try:
-        target.listen(io.StringIO(text))
+        target.listen(source)  # type: ignore[arg-type]
     except SystemExit as exc:
         code = int(exc.code or 0)
     stdout = capsys.readouterr().out if capsys is not None else ""

@@ -292,11 +292,17 @@ def test_exhausted_budget_stops_cleanly_and_rerun_finishes(sandbox, tmp_path, ca
 
 
 def test_unknown_stream_names_the_supported_ones(sandbox, tmp_path, capsys):
-    import pytest
-    from target_precoro.target import UnknownStreamError
-
-    config = make_config(sandbox, tmp_path)
-    with pytest.raises(UnknownStreamError, match="suppliers") as info:
-        run_target(config, singer("vendors", [{"externalId": "X"}]), capsys)
-    assert "vendors" in str(info.value)
-    assert "itemcustomfieldoptions" in str(info.value)
+    config = make_config(sandbox, tmp_path, match={"suppliers": []})
+    text = singer("suppliers", _vendors(2)) + singer("vendors", [{"externalId": "X"}], {"p": 1})
+    result = run_target(config, text, capsys)
+    assert result.exit_code == 1
+    assert "vendors" in result.summary["halted"]
+    assert "itemcustomfieldoptions" in result.summary["halted"]
+    # The records read before the unknown stream are reported and dead-lettered, unsent.
+    assert {o["external_id"]: o["final"] for o in result.outcomes} == {
+        "ERP-0": False,
+        "ERP-1": False,
+    }
+    assert [m["record"]["externalId"] for m in result.dead_letter()[1:]] == ["ERP-0", "ERP-1"]
+    assert _writes(sandbox) == 0
+    assert result.states == []

@@ -1,0 +1,111 @@
+"""Which version of each record Precoro holds from us, so a replay never reverts one.
+
+A version is where a record came from: the run that first read it (its start time)
+and its input line. Records of a later run are newer; within a run, a later line is
+newer. A dead-letter file keeps each record's origin, so replaying it later does not
+make its records new: a record whose externalId has since been written from a newer
+version is skipped, not written over the newer one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS written (
+    stream TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    started REAL NOT NULL,
+    line INTEGER NOT NULL,
+    run TEXT NOT NULL,
+    PRIMARY KEY (stream, external_id)
+);
+"""
+
+
+@dataclass(frozen=True, order=True)
+class Origin:
+    """Where one record version came from; ordered oldest first."""
+
+    started: float
+    """Start of the run that first read it (epoch seconds)."""
+    line: int
+    run: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The `origin` key of a dead-letter RECORD message."""
+        return {"run": self.run, "started": self.started, "line": self.line}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Origin | None:
+        """An origin from a dead-letter message; None when absent or not well formed."""
+        if not isinstance(data, dict):
+            return None
+        run, started, line = data.get("run"), data.get("started"), data.get("line")
+        if (
+            not isinstance(run, str)
+            or isinstance(started, bool)
+            or not isinstance(started, int | float | Decimal)  # Singer parses floats as Decimal
+            or isinstance(line, bool)
+            or not isinstance(line, int)
+        ):
+            return None
+        return cls(float(started), line, run)
+
+    def describe(self) -> str:
+        """E.g. "line 12 of run 20261201T...": for report messages."""
+        return f"line {self.line} of run {self.run}"
+
+
+class VersionStore:
+    """The newest version written per stream and externalId (SQLite, per account)."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (and create) the store."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+        self._pending: dict[tuple[str, str], Origin] = {}
+
+    def newest(self, stream: str, external_id: str) -> Origin | None:
+        """The newest version of this record that Precoro holds from us, if known."""
+        pending = self._pending.get((stream, external_id))
+        row = self.db.execute(
+            "SELECT started, line, run FROM written WHERE stream = ? AND external_id = ?",
+            (stream, external_id),
+        ).fetchone()
+        stored = None if row is None else Origin(float(row[0]), int(row[1]), str(row[2]))
+        return max((o for o in (pending, stored) if o is not None), default=None)
+
+    def written(self, stream: str, external_id: str, origin: Origin) -> None:
+        """Note that Precoro now holds this version (stored by `flush`, once per batch)."""
+        key = (stream, external_id)
+        known = self._pending.get(key)
+        if known is None or origin > known:
+            self._pending[key] = origin
+
+    def flush(self) -> None:
+        """Store the versions noted since the last flush (one transaction); newer wins."""
+        if not self._pending:
+            return
+        rows = [(s, x, o.started, o.line, o.run) for (s, x), o in self._pending.items()]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO written (stream, external_id, started, line, run)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream, external_id) DO UPDATE SET"
+                " started = excluded.started, line = excluded.line, run = excluded.run"
+                " WHERE (excluded.started, excluded.line) > (written.started, written.line)",
+                rows,
+            )
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Store what is pending and close the database."""
+        self.flush()
+        self.db.close()
