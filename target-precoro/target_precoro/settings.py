@@ -25,6 +25,15 @@ LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
 """Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
+WRITE_SETTLE_SECONDS = 600
+"""How long Precoro may still apply a POST after the client stopped waiting for it.
+
+The client gives up after `read_timeout_seconds` (60 s by default); the server does
+not notice and finishes the request on its own. PHP-FPM and nginx deployments cap a
+request at 30-300 s (`max_execution_time`, `request_terminate_timeout`,
+`proxy_read_timeout`), so 10 minutes is twice the longest common cap: a look-up made
+that long after the POST left and still finding nothing means it was not applied.
+"""
 
 
 def default_state_dir() -> Path:
@@ -133,6 +142,18 @@ TARGET_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "write_settle_seconds",
+        th.NumberType,
+        default=WRITE_SETTLE_SECONDS,
+        description=(
+            "A POST whose outcome is unknown (timeout, dropped connection, cut response, "
+            "killed run) is re-sent only if a look-up made this long after it left "
+            "(Precoro's clock) still finds nothing; until then the record is unresolved "
+            "(not final, STATE withheld) and each run looks it up first. 10 minutes is "
+            "twice the longest request limit common on PHP/nginx servers."
+        ),
+    ),
+    th.Property(
         "custom_fields",
         th.ObjectType(additional_properties=th.StringType),
         description=(
@@ -159,6 +180,7 @@ class TargetSettings:
     write_error_log: bool = False
     lookup_batch_size: int = MAX_LOOKUP_IDS
     lookback_minutes: float = 5.0
+    write_settle_seconds: float = float(WRITE_SETTLE_SECONDS)
     custom_fields: dict[str, str] = field(default_factory=dict)
 
     def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
@@ -186,10 +208,8 @@ class TargetSettings:
         if batch > MAX_LOOKUP_IDS:
             msg = f"lookup_batch_size {batch} exceeds Precoro's {MAX_LOOKUP_IDS} ids per call"
             raise ConfigError("lookup_batch_size", msg)
-        lookback = config.get("lookback_minutes", 5)
-        if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
-            msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
-            raise ConfigError("lookback_minutes", msg)
+        lookback = _number(config, "lookback_minutes", 5)
+        settle = _number(config, "write_settle_seconds", WRITE_SETTLE_SECONDS)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -203,7 +223,8 @@ class TargetSettings:
             max_failures=max_failures,
             write_error_log=bool(config.get("write_error_log", False)),
             lookup_batch_size=batch,
-            lookback_minutes=float(lookback),
+            lookback_minutes=lookback,
+            write_settle_seconds=settle,
             custom_fields=_custom_fields(config.get("custom_fields")),
         )
 
@@ -220,6 +241,15 @@ def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(name, f"{name} must be a whole number >= {minimum}, got {value!r}")
     return value
+
+
+def _number(config: Mapping[str, Any], name: str, default: float) -> float:
+    value = config.get(name, default)
+    if value is None:
+        return float(default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(name, f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
