@@ -25,6 +25,8 @@ LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
 """Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
+INDEX_RECHECK_HOURS = 24
+"""A deleted Precoro record is noticed within a day, for 1 call per 200 records a day."""
 WRITE_SETTLE_SECONDS = 600
 """How long Precoro may still apply a POST after the client stopped waiting for it.
 
@@ -142,6 +144,18 @@ TARGET_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "index_recheck_hours",
+        th.NumberType,
+        default=INDEX_RECHECK_HOURS,
+        description=(
+            "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
+            "this long after Precoro last showed it; then it is looked up again with "
+            "`external_id[]` (1 call per 200 records), so a record deleted in Precoro "
+            "(reset, restore) is re-created or re-linked. 0 re-checks every record on "
+            "every run (a full re-check, e.g. after restoring an account)."
+        ),
+    ),
+    th.Property(
         "write_settle_seconds",
         th.NumberType,
         default=WRITE_SETTLE_SECONDS,
@@ -181,6 +195,7 @@ class TargetSettings:
     lookup_batch_size: int = MAX_LOOKUP_IDS
     lookback_minutes: float = 5.0
     write_settle_seconds: float = float(WRITE_SETTLE_SECONDS)
+    index_recheck_hours: float = float(INDEX_RECHECK_HOURS)
     custom_fields: dict[str, str] = field(default_factory=dict)
 
     def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
@@ -210,6 +225,7 @@ class TargetSettings:
             raise ConfigError("lookup_batch_size", msg)
         lookback = _number(config, "lookback_minutes", 5)
         settle = _number(config, "write_settle_seconds", WRITE_SETTLE_SECONDS)
+        recheck = _number(config, "index_recheck_hours", INDEX_RECHECK_HOURS)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -225,6 +241,7 @@ class TargetSettings:
             lookup_batch_size=batch,
             lookback_minutes=lookback,
             write_settle_seconds=settle,
+            index_recheck_hours=recheck,
             custom_fields=_custom_fields(config.get("custom_fields")),
         )
 

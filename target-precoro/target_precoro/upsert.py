@@ -59,6 +59,8 @@ class Pending:
     """Writable values with references resolved to Precoro ids."""
     recovered: bool = False
     """An earlier run's POST for this externalId had an unknown outcome."""
+    relooked: bool = False
+    """A write answered 404 and the externalId was looked up again (once only)."""
 
 
 class Halt(Exception):
@@ -440,6 +442,9 @@ class Upserter:
                 entity=entity, parent=parent, ext=ext, method=method, path=path, pairs=pairs
             )
         except (ValidationFailed, NotFound) as exc:
+            gone = isinstance(exc, NotFound) and row is not None and not pending.relooked
+            if gone and row is not None and self._gone(entity, parent, pending, row):
+                return
             outcome.outcome = "failed"
             outcome.status = exc.status
             outcome.message = exc.message
@@ -477,6 +482,36 @@ class Upserter:
             if found:
                 outcome.precoro_id = int(found[0]["id"])
         self._emit(pending.item, outcome)
+
+    def _gone(self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]) -> bool:
+        """A PUT/PATCH answered 404: Precoro lost the record the index vouched for.
+
+        Drop it, look the externalId up again and decide anew (update the record that
+        carries it now, link, or re-create). False when even the look-up finds no list.
+        """
+        pending.relooked = True
+        ext = pending.incoming.external_id
+        dead = int(row["id"])
+        self.index.forget(entity, parent, dead)
+        self.claims[(entity.name, parent)].pop(dead, None)
+        logger.warning(
+            "%s %s: record %s is gone from Precoro; deciding again", entity.name, ext, dead
+        )
+        try:
+            self.index.lookup_again(entity, parent, ext)
+        except NotFound:
+            return False
+        rows = self.index.find(entity, parent, ext)
+        if len(rows) > 1:
+            ids = sorted(int(r["id"]) for r in rows)
+            why = f"{len(rows)} Precoro records already carry this externalId: ids {ids}"
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "ambiguous", message=why))
+        elif rows:
+            self._apply_existing(entity, parent, pending, rows[0])
+        else:
+            match = self._match(entity, parent, [pending]).get(ext)
+            self._apply_new(entity, parent, pending, match)
+        return True
 
     def _send(
         self,
