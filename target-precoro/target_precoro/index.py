@@ -30,11 +30,20 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from precoro_client.client import PrecoroClient
 from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
 
 PAGE_SIZE = 200
+MAX_LOOKUP_QUERY_BYTES = 6000
+"""Budget of one `external_id[]` look-up's query string, URL-encoded.
+
+Web servers refuse longer request lines with 414 (nginx by default at 8 KB, method,
+path and protocol included); 6000 bytes leave 2 KB for those and for a proxy in
+between. Look-ups are batched by this as well as by `lookup_batch_size`."""
+PAGING_BYTES = 32
+"""What `&page=N&per_page=200` adds to a look-up's query (with room to spare)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -60,6 +69,11 @@ CREATE TABLE IF NOT EXISTS refreshes (
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def _query_bytes(param: str, value: str) -> int:
+    """Bytes one `param=value&` adds to a query string (as `requests` encodes it)."""
+    return len(urlencode([(param, value)])) + 1
 
 
 def _has_external_filter(entity: Entity) -> str | None:
@@ -270,7 +284,7 @@ class Index:
             return
         param = _lookup_param(entity)
         first_time = self.store.refresh_state(entity.name, parent)[0] is None
-        for chunk in _chunks(wanted, self.lookup_batch_size):
+        for chunk in self._lookup_chunks(param, wanted):
             rows = self._read(entity.list_path(parent or None), [(param, chunk)])
             # Cached rows carrying a looked-up id that Precoro did not return are gone
             # (deleted, reset, restored) or carry another externalId now: drop them.
@@ -281,6 +295,38 @@ class Index:
             self._looked_up.update((entity.name, parent, x) for x in chunk)
         if first_time:
             self._mark_fresh(entity, parent)
+
+    def _lookup_chunks(self, param: str, wanted: list[str]) -> Iterator[list[str]]:
+        """Consecutive ids per call: at most `lookup_batch_size`, within the URL budget.
+
+        Ids too long for any look-up URL (see `too_long`) are left out.
+        """
+        room = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        chunk: list[str] = []
+        size = 0
+        for value in wanted:
+            cost = _query_bytes(param, value)
+            if cost > room:
+                continue
+            if chunk and (len(chunk) >= self.lookup_batch_size or size + cost > room):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(value)
+            size += cost
+        if chunk:
+            yield chunk
+
+    @staticmethod
+    def too_long(entity: Entity, external_id: str) -> str | None:
+        """Why `external_id` cannot be looked up (its URL would be refused), or None."""
+        size = _query_bytes(_lookup_param(entity), external_id)
+        room = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        if size <= room:
+            return None
+        return (
+            f"is too long to look up: {size} bytes URL-encoded in an external_id[] query, "
+            f"which holds at most {room} (longer URLs are refused with HTTP 414)"
+        )
 
     def lookup_again(self, entity: Entity, parent: int, external_id: str) -> None:
         """Look one externalId up even if it was already read this run (after a lost POST)."""
@@ -299,7 +345,7 @@ class Index:
         self, entity: Entity, parent: int, external_ids: list[str], force: set[str]
     ) -> list[str]:
         """The ids whose cached answer cannot be trusted this run."""
-        if not self.trusted(entity):
+        if not self.trusted(entity) or self.recheck <= timedelta(0):
             return external_ids
         due = self._seen_now() - self.recheck.total_seconds()
         known = self.store.known_external_ids(entity.name, parent, external_ids, due)

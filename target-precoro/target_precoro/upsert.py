@@ -147,6 +147,14 @@ class Upserter:
                     item, RecordOutcome(entity.name, exc.external_id, "invalid", message=str(exc))
                 )
                 continue
+            too_long = self.index.too_long(entity, incoming.external_id)
+            if too_long is not None:
+                bad = InvalidRecord(entity.name, incoming.external_id, "externalId", too_long)
+                self._emit(
+                    item,
+                    RecordOutcome(entity.name, incoming.external_id, "invalid", message=str(bad)),
+                )
+                continue
             if incoming.parent is None and entity.parent is not None:
                 incoming.parent = self.settings.custom_fields.get(entity.name)
             key = (incoming.parent, incoming.external_id)
@@ -263,6 +271,13 @@ class Upserter:
                     target = get(ref.entity)
                     scope = parent if target.name == entity.name else 0
                     rows = self.index.find(target, scope, ref.external_id or "")
+                    too_long = self.index.too_long(target, ref.external_id or "")
+                    if too_long is not None:
+                        why = f"references {ref.entity} externalId {ref.external_id!r}, which "
+                        problem = InvalidRecord(
+                            entity.name, pending.incoming.external_id, name, why + too_long
+                        )
+                        break
                     if len(rows) != 1:
                         state = "no" if not rows else f"{len(rows)}"
                         problem = InvalidRecord(
