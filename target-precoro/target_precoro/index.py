@@ -42,6 +42,9 @@ MAX_LOOKUP_QUERY_BYTES = 6000
 Web servers refuse longer request lines with 414 (nginx by default at 8 KB, method,
 path and protocol included); 6000 bytes leave 2 KB for those and for a proxy in
 between. Look-ups are batched by this as well as by `lookup_batch_size`."""
+RECHECK_TOLERANCE = 0.05
+"""A row is re-checked once 95% of `index_recheck_hours` have passed, so a run started
+a little earlier than the previous one (schedule jitter) does not skip a period."""
 PAGING_BYTES = 32
 """What `&page=N&per_page=200` adds to a look-up's query (with room to spare)."""
 
@@ -246,8 +249,12 @@ class Index:
         return self._run_start or self.client.last_server_date or datetime.now(UTC)
 
     def _seen_now(self) -> float:
-        """Precoro's clock now: when rows just read or written were confirmed."""
-        return self.client.server_now().timestamp()
+        """When rows read or written in this run count as confirmed: the run's start.
+
+        Earlier than the real moment, so a re-check is due at the same point of the
+        schedule every time (a daily run re-checks what yesterday's run confirmed).
+        """
+        return self._server_now().timestamp()
 
     def refresh(self, entity: Entity, parent: int) -> None:
         """Once per run: read what changed since the last refresh (incremental entities)."""
@@ -347,7 +354,7 @@ class Index:
         """The ids whose cached answer cannot be trusted this run."""
         if not self.trusted(entity) or self.recheck <= timedelta(0):
             return external_ids
-        due = self._seen_now() - self.recheck.total_seconds()
+        due = self._seen_now() - self.recheck.total_seconds() * (1 - RECHECK_TOLERANCE)
         known = self.store.known_external_ids(entity.name, parent, external_ids, due)
         return [x for x in external_ids if x not in known or x in force]
 

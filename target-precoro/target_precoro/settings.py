@@ -149,7 +149,8 @@ TARGET_PROPERTIES = th.PropertiesList(
         default=INDEX_RECHECK_HOURS,
         description=(
             "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
-            "this long after Precoro last showed it; then it is looked up again with "
+            "this long (less 5% for schedule jitter) after the run in which Precoro last "
+            "showed it; then it is looked up again with "
             "`external_id[]` (1 call per 200 records), so a record deleted in Precoro "
             "(reset, restore) is re-created or re-linked. 0 re-checks every record on "
             "every run (a full re-check, e.g. after restoring an account)."

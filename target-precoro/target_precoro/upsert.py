@@ -201,7 +201,7 @@ class Upserter:
         ready = self._resolve_refs(entity, parent, group)
         unmatched: list[Pending] = []
         existing: list[tuple[Pending, dict[str, Any]]] = []
-        now = self.client.server_now().timestamp()
+        now = self._server_now()
         for pending in ready:
             ext = pending.incoming.external_id
             rows = self.index.find(entity, parent, ext)

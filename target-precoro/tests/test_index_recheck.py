@@ -117,3 +117,22 @@ def test_lost_record_is_relinked_when_precoro_has_it_without_externalid(frozen, 
     assert due.by_id()[f"{PREFIX}-0"]["precoro_id"] == restored.json()["id"]
     assert _calls(frozen) == {"GET": 2, "PATCH": 1}  # refresh, look-up, the link
     assert _rows(frozen) == {f"{PREFIX}-0": 1}
+
+
+def test_a_daily_run_rechecks_every_day_despite_schedule_jitter(frozen, tmp_path, capsys):
+    """Rows count as confirmed at their run's start; 5% tolerance absorbs an early start."""
+    config = make_config(frozen, tmp_path, match={"suppliers": []})
+    text = singer("suppliers", _records())
+    run_target(config, text, capsys)
+    # Day 1's refresh re-reads day 0's writes (lookback_minutes): that confirms them.
+    # Days 2 and 3, each started 30 s earlier than the day before, re-check the 3 ids.
+    for day, gets in ((1, 1), (2, 2), (3, 2)):
+        frozen.admin.advance_clock(INDEX_RECHECK_HOURS * 3600 - 30 * day)
+        frozen.admin.reset_counters()
+        daily = run_target(config, text, capsys)
+        assert {o["outcome"] for o in daily.outcomes} == {"unchanged"}
+        assert _calls(frozen) == {"GET": gets}, day
+    frozen.admin.advance_clock(3600)  # an extra run an hour later: nothing is due
+    frozen.admin.reset_counters()
+    run_target(config, text, capsys)
+    assert _calls(frozen) == {"GET": 1}
