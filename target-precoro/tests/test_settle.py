@@ -8,6 +8,7 @@ clock instead of sleeping, and count rows per externalId and calls.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -125,3 +126,26 @@ def test_write_settle_seconds_is_validated(tmp_path):
     assert TargetSettings.from_config({"write_settle_seconds": 0}).write_settle_seconds == 0
     with pytest.raises(ConfigError, match="write_settle_seconds"):
         TargetSettings.from_config({"write_settle_seconds": -1})
+
+
+def test_a_real_read_timeout_is_not_resent(sandbox, tmp_path, capsys):
+    """The client gives up after 0.3 s; the sandbox applies the POST after 1 s."""
+    _first_post_fails(sandbox, "delay", delay_seconds=1.0)
+    config = make_config(
+        sandbox, tmp_path, match={"suppliers": []}, read_timeout_seconds=0.3, max_failures=1
+    )
+    text = singer("suppliers", _records(1), {"done": True})
+    before = sandbox.admin.stats()["suppliers"]
+    first = run_target(config, text, capsys)
+    deadline = time.monotonic() + 30
+    # Wait for the server to finish the POST (it counts a request once it answered).
+    while sandbox.admin.stats()["suppliers"] == before or not sandbox.admin.counters().get("POST"):
+        assert time.monotonic() < deadline, "the delayed POST never landed"
+        time.sleep(0.05)
+    # Whether the look-up ran before or after Precoro applied it, nothing was re-sent.
+    assert sandbox.admin.counters().get("POST") == 1
+    again = run_target(config, text, capsys)
+    assert again.outcome_of(f"{PREFIX}-0") == "created"
+    assert first.states == [] or first.outcome_of(f"{PREFIX}-0") == "created"
+    assert sandbox.admin.counters().get("POST") == 1
+    assert _rows(sandbox) == {f"{PREFIX}-0": 1}
