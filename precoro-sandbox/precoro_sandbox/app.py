@@ -1144,6 +1144,8 @@ class Sandbox:
         if "seed" in payload:
             self.seed = int(payload["seed"])
         self.load_data()
+        with self._deferred_lock:  # writes still pending belong to the old data
+            self._deferred = []
         self.metrics.reset()
         self.limiter.reset()
         return {"ok": True, "counts": {str(k): v for k, v in self.store.counts().items()}}

@@ -45,3 +45,17 @@ def test_url_longer_than_max_url_bytes_is_414(sandbox_factory):
     assert long.status_code == 414
     assert "414" in long.text
     assert sb.admin.counters().get("GET", "/suppliers", 414) == 1
+
+
+def test_reset_discards_writes_still_pending(frozen):
+    frozen.admin.set_faults(
+        [{"kind": "apply_later", "route": "/suppliers", "method": "POST", "delay_seconds": 5}]
+    )
+    with pytest.raises(requests.ConnectionError):
+        client(frozen).post(
+            f"{frozen.url}/suppliers",
+            data={"name": "Late Vendor", "country": "France", "externalId": "LATE-2"},
+        )
+    frozen.admin.reset_data()
+    frozen.admin.advance_clock(10)
+    assert _carrying(frozen, "LATE-2") == []
