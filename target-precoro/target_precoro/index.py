@@ -36,12 +36,13 @@ from precoro_client.client import PrecoroClient
 from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
 
 PAGE_SIZE = 200
-MAX_LOOKUP_QUERY_BYTES = 6000
-"""Budget of one `external_id[]` look-up's query string, URL-encoded.
+MAX_LOOKUP_QUERY_BYTES = 7200
+"""Budget of one `external_id[]` look-up's query string (paging included), URL-encoded.
 
-Web servers refuse longer request lines with 414 (nginx by default at 8 KB, method,
-path and protocol included); 6000 bytes leave 2 KB for those and for a proxy in
-between. Look-ups are batched by this as well as by `lookup_batch_size`."""
+nginx and Apache refuse a request line over 8 KB (8192 / 8190 bytes: method, path,
+query and protocol) with 414; 7200 bytes of query leave about 1 KB (over 10%) for the
+rest. 200 ids of up to 16 ASCII characters fit in one call (UUIDs take two calls per
+200). Look-ups are batched by this as well as by `lookup_batch_size`."""
 RECHECK_TOLERANCE = 0.05
 """A row is re-checked once 95% of `index_recheck_hours` have passed, so a run started
 a little earlier than the previous one (schedule jitter) does not skip a period."""
