@@ -516,6 +516,12 @@ class Upserter:
             self.index.lookup_again(entity, parent, ext)
         except NotFound:
             return False
+        except RetriableError as exc:
+            why = f"record {dead} is gone from Precoro and looking {ext!r} up failed: {exc.message}"
+            outcome = RecordOutcome(entity.name, ext, "failed", status=exc.status, message=why)
+            outcome.final = False
+            self._emit(pending.item, outcome)
+            return True
         rows = self.index.find(entity, parent, ext)
         if len(rows) > 1:
             ids = sorted(int(r["id"]) for r in rows)

@@ -136,3 +136,30 @@ def test_a_daily_run_rechecks_every_day_despite_schedule_jitter(frozen, tmp_path
     frozen.admin.reset_counters()
     run_target(config, text, capsys)
     assert _calls(frozen) == {"GET": 1}
+
+
+def test_a_failed_look_up_after_a_404_leaves_the_record_for_the_next_run(
+    frozen, tmp_path, capsys
+):
+    config = make_config(frozen, tmp_path, match={"suppliers": []})
+    records = _records(1)
+    run_target(config, singer("suppliers", records), capsys)
+    frozen.admin.reset_data()
+    records[0]["city"] = "Lyon"
+    text = singer("suppliers", records, {"done": True})
+    # The refresh (GET 1) works; both tries of the look-up after the 404 get a 503.
+    frozen.admin.set_faults(
+        [{"kind": "status", "status": 503, "route": "/suppliers", "method": "GET",
+          "schedule": [2, 3]}]
+    )  # fmt: skip
+    second = run_target(config, text, capsys)
+    assert second.by_id()[f"{PREFIX}-0"]["outcome"] == "failed"
+    assert second.by_id()[f"{PREFIX}-0"]["final"] is False
+    assert second.states == []
+    assert _rows(frozen) == {}
+    frozen.admin.clear_faults()
+    frozen.admin.reset_counters()
+    third = run_target(config, text, capsys)
+    assert third.outcome_of(f"{PREFIX}-0") == "created"
+    assert _calls(frozen) == {"GET": 2, "POST": 1}  # the index forgot the lost record
+    assert _rows(frozen) == {f"{PREFIX}-0": 1}
