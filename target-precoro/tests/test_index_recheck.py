@@ -138,9 +138,7 @@ def test_a_daily_run_rechecks_every_day_despite_schedule_jitter(frozen, tmp_path
     assert _calls(frozen) == {"GET": 1}
 
 
-def test_a_failed_look_up_after_a_404_leaves_the_record_for_the_next_run(
-    frozen, tmp_path, capsys
-):
+def test_a_failed_look_up_after_a_404_leaves_the_record_for_the_next_run(frozen, tmp_path, capsys):
     config = make_config(frozen, tmp_path, match={"suppliers": []})
     records = _records(1)
     run_target(config, singer("suppliers", records), capsys)
