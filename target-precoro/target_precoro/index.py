@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from precoro_client.client import PrecoroClient
+from precoro_client.errors import ValidationFailed
 from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
 
 PAGE_SIZE = 200
@@ -228,6 +231,10 @@ class Index:
         self.lookup_batch_size = lookup_batch_size
         self.lookback = lookback
         self.recheck = recheck
+        self.query_room = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        """Bytes of ids per look-up query; shrinks when Precoro answers 414 anyway."""
+        self._refused: set[tuple[str, int, str]] = set()
+        """ids Precoro refused to look up even alone (414): never taken as absent."""
         self.calls = 0
         """Index reads made in this run."""
         self._run_start: datetime | None = None
@@ -292,8 +299,28 @@ class Index:
             return
         param = _lookup_param(entity)
         first_time = self.store.refresh_state(entity.name, parent)[0] is None
-        for chunk in self._lookup_chunks(param, wanted):
-            rows = self._read(entity.list_path(parent or None), [(param, chunk)])
+        limit = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        for value in wanted:
+            if _query_bytes(param, value) > limit:
+                self._refused.add((entity.name, parent, value))
+        readable = [x for x in wanted if (entity.name, parent, x) not in self._refused]
+        queue = deque(self._lookup_chunks(param, readable))
+        while queue:
+            chunk = queue.popleft()
+            try:
+                rows = self._read(entity.list_path(parent or None), [(param, chunk)])
+            except ValidationFailed as exc:
+                if exc.status != HTTPStatus.REQUEST_URI_TOO_LONG:
+                    raise
+                # Precoro's limit is below ours: halve the budget and split the chunk.
+                if len(chunk) == 1:
+                    self._refused.add((entity.name, parent, chunk[0]))
+                    continue
+                size = sum(_query_bytes(param, x) for x in chunk)
+                self.query_room = min(self.query_room, size // 2)
+                rest = [x for part in (chunk, *queue) for x in part]
+                queue = deque(self._lookup_chunks(param, rest))
+                continue
             # Cached rows carrying a looked-up id that Precoro did not return are gone
             # (deleted, reset, restored) or carry another externalId now: drop them.
             returned = {int(r["id"]) for r in rows if r.get("id") is not None}
@@ -305,17 +332,15 @@ class Index:
             self._mark_fresh(entity, parent)
 
     def _lookup_chunks(self, param: str, wanted: list[str]) -> Iterator[list[str]]:
-        """Consecutive ids per call: at most `lookup_batch_size`, within the URL budget.
+        """Consecutive ids per call: at most `lookup_batch_size`, within `query_room`.
 
-        Ids too long for any look-up URL (see `too_long`) are left out.
+        An id larger than the room on its own is tried alone.
         """
-        room = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        room = self.query_room
         chunk: list[str] = []
         size = 0
         for value in wanted:
             cost = _query_bytes(param, value)
-            if cost > room:
-                continue
             if chunk and (len(chunk) >= self.lookup_batch_size or size + cost > room):
                 yield chunk
                 chunk, size = [], 0
@@ -334,6 +359,18 @@ class Index:
         return (
             f"is too long to look up: {size} bytes URL-encoded in an external_id[] query, "
             f"which holds at most {room} (longer URLs are refused with HTTP 414)"
+        )
+
+    def refused(self, entity: Entity, parent: int, external_id: str) -> str | None:
+        """Why `external_id` could not be looked up in this run, or None.
+
+        Its absence from the index then proves nothing: the record must not be created.
+        """
+        if (entity.name, parent, external_id) not in self._refused:
+            return None
+        return self.too_long(entity, external_id) or (
+            "could not be looked up: Precoro refused the look-up URL even for this "
+            "externalId alone (HTTP 414)"
         )
 
     def lookup_again(self, entity: Entity, parent: int, external_id: str) -> None:

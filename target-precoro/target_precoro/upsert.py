@@ -204,6 +204,13 @@ class Upserter:
         now = self._server_now()
         for pending in ready:
             ext = pending.incoming.external_id
+            refused = self.index.refused(entity, parent, ext)
+            if refused is not None:
+                bad = InvalidRecord(entity.name, ext, "externalId", refused)
+                self._emit(
+                    pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(bad))
+                )
+                continue
             rows = self.index.find(entity, parent, ext)
             if ext in force:
                 entry = open_writes[ext]
@@ -271,7 +278,7 @@ class Upserter:
                     target = get(ref.entity)
                     scope = parent if target.name == entity.name else 0
                     rows = self.index.find(target, scope, ref.external_id or "")
-                    too_long = self.index.too_long(target, ref.external_id or "")
+                    too_long = self.index.refused(target, scope, ref.external_id or "")
                     if too_long is not None:
                         why = f"references {ref.entity} externalId {ref.external_id!r}, which "
                         problem = InvalidRecord(
@@ -523,7 +530,11 @@ class Upserter:
             self._emit(pending.item, outcome)
             return True
         rows = self.index.find(entity, parent, ext)
-        if len(rows) > 1:
+        refused = self.index.refused(entity, parent, ext)
+        if refused is not None:
+            why = f"record {dead} is gone from Precoro and its externalId {refused}"
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "failed", message=why))
+        elif len(rows) > 1:
             ids = sorted(int(r["id"]) for r in rows)
             why = f"{len(rows)} Precoro records already carry this externalId: ids {ids}"
             self._emit(pending.item, RecordOutcome(entity.name, ext, "ambiguous", message=why))

@@ -63,3 +63,26 @@ def test_two_hundred_long_ids_are_looked_up_within_the_url_budget(sandbox, tmp_p
     again = run_target(config, singer("suppliers", records), capsys)
     assert {o["outcome"] for o in again.outcomes} == {"unchanged"}
     assert sandbox.admin.counters().get("GET") == 1  # the refresh; the index vouches
+
+
+def test_a_server_with_a_lower_url_limit_gets_smaller_look_ups(sandbox_factory, tmp_path, capsys):
+    """Precoro's real limit is unknown: a 414 halves the budget instead of ending the run."""
+    sb = sandbox_factory(limits="off", max_url_bytes=3000)
+    records = [
+        {"externalId": f"MID-{i:03d}-".ljust(100, "m"), "name": f"Mid {i}", "country": "Spain"}
+        for i in range(N)
+    ]
+    refused = {"externalId": "BIG-" + "b" * 3500, "name": "Big Id", "country": "Spain"}
+    config = make_config(sb, tmp_path, match={"suppliers": []}, max_failures=1)
+    result = run_target(config, singer("suppliers", [*records, refused]), capsys)
+    assert Counter(o["outcome"] for o in result.outcomes) == {"created": N, "invalid": 1}
+    assert "HTTP 414" in result.by_id()[refused["externalId"]]["message"]
+    counters = sb.admin.counters()
+    assert counters.get("POST") == N  # the refused id is not created blindly
+    # [big id + 30 ids] -> 414, budget halved; [big id] alone -> 414, refused;
+    # [29 ids] -> 414, budget halved again; then 14 ids per call: 15 look-ups.
+    assert counters.get("GET", status=414) == 3
+    assert counters.get("GET", status=200) == math.ceil(N / 14) == 15
+    rows = Counter(r["externalId"] for r in api_records(sb, "/suppliers") if r.get("externalId"))
+    assert all(rows[r["externalId"]] == 1 for r in records)
+    assert rows[refused["externalId"]] == 0
