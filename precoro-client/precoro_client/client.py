@@ -19,7 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import backoff
@@ -126,6 +126,8 @@ class PrecoroClient:
         """HTTP attempts sent by this client, by method (retries included)."""
         self.last_server_date: datetime | None = None
         """`Date` header of the last response (aware UTC); the tap's bookmark clock."""
+        self._server_date_seen = 0.0
+        """`governor.now()` when `last_server_date` arrived."""
 
     def close(self) -> None:
         """Close the session (and the governor when this client opened it)."""
@@ -140,6 +142,17 @@ class PrecoroClient:
     def __exit__(self, *exc: object) -> None:
         """Close on exit."""
         self.close()
+
+    def server_now(self) -> datetime:
+        """Precoro's clock now: the last `Date` header plus the time since it arrived.
+
+        Falls back to the local clock before the first response. Whole seconds, so
+        it may lag Precoro by up to one second.
+        """
+        if self.last_server_date is None:
+            return self._now()
+        elapsed = max(0.0, self.governor.now() - self._server_date_seen)
+        return self.last_server_date + timedelta(seconds=elapsed)
 
     @property
     def call_count(self) -> int:
@@ -242,7 +255,10 @@ class PrecoroClient:
                 url=url,
                 never_sent=_never_sent(exc),
             ) from exc
-        self.last_server_date = server_date(response) or self.last_server_date
+        stamp = server_date(response)
+        if stamp is not None:
+            self.last_server_date = stamp
+            self._server_date_seen = self.governor.now()
         logger.debug("%s %s -> HTTP %s", method, response.url, response.status_code)
         problem = classify_response(response, now=self._now())
         if problem is not None:

@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -240,6 +240,9 @@ class Sandbox:
         self._dispatchers: dict[int, WebhookDispatcher] = {}
         self._dispatch_lock = threading.Lock()
         self._activity_calls = 0
+        self._deferred: list[tuple[datetime, Callable[[], Reply]]] = []
+        """Writes accepted by an `apply_later` fault: (due on the sandbox clock, apply)."""
+        self._deferred_lock = threading.Lock()
         start = self.clock.now()
         anchor = options.anchor or start.replace(hour=0, minute=0, second=0, microsecond=0)
         self.anchor = int(anchor.timestamp())
@@ -374,6 +377,7 @@ class Sandbox:
 
     def process(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """Serve one Precoro API request: auth, rate limit, fault, then the route."""
+        self.apply_due()
         split = urlsplit(target)
         path = unquote(split.path).rstrip("/") or "/"
         found = match_route(path)
@@ -389,7 +393,10 @@ class Sandbox:
             "fault": None,
         }
         company = self.authenticate(headers)
-        if company is None:
+        if len(target.encode()) > self.options.max_url_bytes:
+            # The web server in front refuses it before the application sees it.
+            reply = Reply(414, html_error_page(414), "text/html; charset=utf-8")
+        elif company is None:
             reply = self.json_reply(401, {"error": "Invalid credentials", "code": 401})
         else:
             entry["company"] = company.index
@@ -437,6 +444,13 @@ class Sandbox:
             return error()
         if rule.kind == "drop":
             return Reply(0, b"", action="drop")
+        if rule.kind == "apply_later":
+            due = self.clock.now() + timedelta(seconds=rule.delay_seconds)
+            with self._deferred_lock:
+                self._deferred.append(
+                    (due, lambda: self._serve(company, method, query, found, body))
+                )
+            return Reply(0, b"", action="drop")
         if rule.kind == "delay":
             time.sleep(max(0.0, rule.delay_seconds))
             if rule.then_drop:
@@ -450,6 +464,16 @@ class Sandbox:
         if rule.then_drop:
             return Reply(0, b"", action="drop")
         return error()
+
+    def apply_due(self) -> int:
+        """Apply the `apply_later` writes whose time has come; returns how many."""
+        now = self.clock.now()
+        with self._deferred_lock:
+            due = [apply for when, apply in self._deferred if when <= now]
+            self._deferred = [(when, apply) for when, apply in self._deferred if when > now]
+        for apply in due:
+            apply()
+        return len(due)
 
     def _serve(
         self,
@@ -1042,6 +1066,7 @@ class Sandbox:
 
     def admin(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """Serve one `/_sandbox/` admin request (never counted, never rate limited)."""
+        self.apply_due()
         if headers.get(ADMIN_HEADER.lower()) != self.options.admin_token:
             return self.json_reply(401, {"error": "Invalid admin token", "code": 401})
         split = urlsplit(target)
@@ -1119,6 +1144,8 @@ class Sandbox:
         if "seed" in payload:
             self.seed = int(payload["seed"])
         self.load_data()
+        with self._deferred_lock:  # writes still pending belong to the old data
+            self._deferred = []
         self.metrics.reset()
         self.limiter.reset()
         return {"ok": True, "counts": {str(k): v for k, v in self.store.counts().items()}}

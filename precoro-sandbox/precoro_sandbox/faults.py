@@ -18,11 +18,14 @@ from fnmatch import fnmatchcase
 from http import HTTPStatus
 from typing import Any, Literal, cast, get_args
 
-FaultKind = Literal["status", "delay", "drop", "truncate", "apply_then_fail"]
+FaultKind = Literal["status", "delay", "drop", "truncate", "apply_then_fail", "apply_later"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 """status: answer with an error status; delay: sleep then answer normally; drop: close
 the connection without answering; truncate: send half the body; apply_then_fail: do
-the write, then answer `status` (or drop) so the client cannot know it succeeded."""
+the write, then answer `status` (or drop) so the client cannot know it succeeded;
+apply_later: drop the connection at once (to the client, a timeout) and apply the write
+only once the sandbox clock is `delay_seconds` past the request, as a Precoro still busy
+after the client gave up would (tests move the clock instead of sleeping)."""
 
 
 @dataclass
@@ -39,7 +42,8 @@ class FaultRule:
     html: bool = False
     """"status": send an HTML error page instead of JSON, as a proxy would."""
     delay_seconds: float = 0.0
-    """"delay": sleep this long, then answer normally."""
+    """"delay": sleep this long, then answer normally; "apply_later": sandbox-clock
+    seconds until the write is applied."""
     then_drop: bool = False
     """"apply_then_fail": after applying the write, drop the connection instead of
     answering `status` ("delay": drop after the delay, as the server implements it)."""
@@ -94,7 +98,7 @@ class FaultRule:
         what: str = self.kind
         if self.kind in ("status", "apply_then_fail"):
             what += f" {self.status}"
-        if self.kind == "delay":
+        if self.kind in ("delay", "apply_later"):
             what += f" {self.delay_seconds:g}s"
         if self.kind in ("apply_then_fail", "delay") and self.then_drop:
             what += " drop"

@@ -60,6 +60,9 @@ class SandboxOptions:
     date_style: DateStyle = "offset"
     validation_status: int = 400
     patch_any_field: bool = False
+    max_url_bytes: int = 8192
+    """Longer request targets (path + query) get 414, as nginx's default 8 KB
+    request-line buffer answers."""
 
     def settings(self) -> Settings:
         """The runtime settings this server starts with."""

@@ -12,6 +12,10 @@ Precoro id. How it stays correct without re-reading whole collections:
   looked up with `external_id[]`.
 - Any externalId not in the cache, or with an unfinished write in the journal, is
   looked up with `external_id[]`, up to 200 per call.
+- A refresh never reports deletions, so a cached row is trusted only for
+  `index_recheck_hours` after Precoro last showed it (`confirmed`, Precoro's clock);
+  then it is looked up again. A look-up that does not return a cached row drops it:
+  the record is gone (or carries another externalId, which the refresh shows).
 - Linking candidates (records without externalId) are listed once per entity (with
   Precoro's "has no externalId" filter where the registry has one) and then kept
   current by the same refresh.
@@ -21,16 +25,32 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from precoro_client.client import PrecoroClient
+from precoro_client.errors import ValidationFailed
 from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
 
 PAGE_SIZE = 200
+MAX_LOOKUP_QUERY_BYTES = 7200
+"""Budget of one `external_id[]` look-up's query string (paging included), URL-encoded.
+
+nginx and Apache refuse a request line over 8 KB (8192 / 8190 bytes: method, path,
+query and protocol) with 414; 7200 bytes of query leave about 1 KB (over 10%) for the
+rest. 200 ids of up to 16 ASCII characters fit in one call (UUIDs take two calls per
+200). Look-ups are batched by this as well as by `lookup_batch_size`."""
+RECHECK_TOLERANCE = 0.05
+"""A row is re-checked once 95% of `index_recheck_hours` have passed, so a run started
+a little earlier than the previous one (schedule jitter) does not skip a period."""
+PAGING_BYTES = 32
+"""What `&page=N&per_page=200` adds to a look-up's query (with room to spare)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -39,6 +59,7 @@ CREATE TABLE IF NOT EXISTS records (
     id INTEGER NOT NULL,
     external_id TEXT,
     data TEXT NOT NULL,
+    confirmed REAL,
     PRIMARY KEY (entity, parent, id)
 );
 CREATE INDEX IF NOT EXISTS ix_records_ext ON records (entity, parent, external_id);
@@ -55,6 +76,11 @@ CREATE TABLE IF NOT EXISTS refreshes (
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def _query_bytes(param: str, value: str) -> int:
+    """Bytes one `param=value&` adds to a query string (as `requests` encodes it)."""
+    return len(urlencode([(param, value)])) + 1
 
 
 def _has_external_filter(entity: Entity) -> str | None:
@@ -82,13 +108,18 @@ class IndexStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
+        if "confirmed" not in columns:  # an index written before rechecks: all are due
+            self.db.execute("ALTER TABLE records ADD COLUMN confirmed REAL")
 
     def close(self) -> None:
         """Close the file."""
         self.db.close()
 
-    def put(self, entity: str, parent: int, rows: Iterable[dict[str, Any]]) -> None:
-        """Store records as Precoro returned them (insert or replace by id)."""
+    def put(
+        self, entity: str, parent: int, rows: Iterable[dict[str, Any]], confirmed: float
+    ) -> None:
+        """Store records as Precoro returned them at `confirmed` (insert or replace by id)."""
         values = [
             (
                 entity,
@@ -96,6 +127,7 @@ class IndexStore:
                 int(row["id"]),
                 str(row["externalId"]) if row.get("externalId") not in (None, "") else None,
                 json.dumps(row, separators=(",", ":"), default=str),
+                confirmed,
             )
             for row in rows
             if row.get("id") is not None
@@ -104,8 +136,27 @@ class IndexStore:
             return
         with closing(self.db.cursor()) as cur:
             cur.execute("BEGIN")
-            cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)", values)
+            cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", values)
             cur.execute("COMMIT")
+
+    def drop(self, entity: str, parent: int, ids: Iterable[int]) -> None:
+        """Forget records Precoro no longer has."""
+        self.db.executemany(
+            "DELETE FROM records WHERE entity=? AND parent=? AND id=?",
+            [(entity, parent, int(i)) for i in ids],
+        )
+
+    def ids_carrying(self, entity: str, parent: int, external_ids: list[str]) -> set[int]:
+        """Ids of cached records carrying any of `external_ids`."""
+        found: set[int] = set()
+        for chunk in _chunks(external_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT id FROM records WHERE entity=? AND parent=? AND external_id IN ({marks})",
+                (entity, parent, *chunk),
+            ).fetchall()
+            found.update(int(value) for (value,) in rows)
+        return found
 
     def by_external_id(self, entity: str, parent: int, external_id: str) -> list[dict[str, Any]]:
         """Cached records carrying `external_id`."""
@@ -115,15 +166,18 @@ class IndexStore:
         ).fetchall()
         return [json.loads(text) for (text,) in rows]
 
-    def known_external_ids(self, entity: str, parent: int, external_ids: list[str]) -> set[str]:
-        """Which of `external_ids` the cache holds."""
+    def known_external_ids(
+        self, entity: str, parent: int, external_ids: list[str], confirmed_after: float
+    ) -> set[str]:
+        """Which of `external_ids` the cache holds, every row confirmed after the given time."""
         found: set[str] = set()
         for chunk in _chunks(external_ids, 500):
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
                 f"SELECT external_id FROM records WHERE entity=? AND parent=? "
-                f"AND external_id IN ({marks})",
-                (entity, parent, *chunk),
+                f"AND external_id IN ({marks}) GROUP BY external_id "
+                "HAVING MIN(COALESCE(confirmed, 0)) > ?",
+                (entity, parent, *chunk, confirmed_after),
             ).fetchall()
             found.update(value for (value,) in rows)
         return found
@@ -166,12 +220,21 @@ class Index:
         *,
         lookup_batch_size: int = 200,
         lookback: timedelta = timedelta(minutes=5),
+        recheck: timedelta = timedelta(hours=24),
     ) -> None:
-        """Use `client` for every read; nothing is read until asked."""
+        """Use `client` for every read; nothing is read until asked.
+
+        `recheck`: how long a row Precoro showed is trusted without a look-up (0: never).
+        """
         self.store = store
         self.client = client
         self.lookup_batch_size = lookup_batch_size
         self.lookback = lookback
+        self.recheck = recheck
+        self.query_room = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        """Bytes of ids per look-up query; shrinks when Precoro answers 414 anyway."""
+        self._refused: set[tuple[str, int, str]] = set()
+        """ids Precoro refused to look up even alone (414): never taken as absent."""
         self.calls = 0
         """Index reads made in this run."""
         self._run_start: datetime | None = None
@@ -193,6 +256,14 @@ class Index:
     def _server_now(self) -> datetime:
         return self._run_start or self.client.last_server_date or datetime.now(UTC)
 
+    def _seen_now(self) -> float:
+        """When rows read or written in this run count as confirmed: the run's start.
+
+        Earlier than the real moment, so a re-check is due at the same point of the
+        schedule every time (a daily run re-checks what yesterday's run confirmed).
+        """
+        return self._server_now().timestamp()
+
     def refresh(self, entity: Entity, parent: int) -> None:
         """Once per run: read what changed since the last refresh (incremental entities)."""
         key = (entity.name, parent)
@@ -205,7 +276,7 @@ class Index:
         start = datetime.fromisoformat(since) - self.lookback
         params = [("modifiedSince", start.strftime(MODIFIED_SINCE_FORMAT))]
         rows = self._read(entity.list_path(parent or None), params)
-        self.store.put(entity.name, parent, rows)
+        self.store.put(entity.name, parent, rows, self._seen_now())
         self._mark_fresh(entity, parent)
 
     def _mark_fresh(self, entity: Entity, parent: int, *, candidates: bool | None = None) -> None:
@@ -228,27 +299,88 @@ class Index:
             return
         param = _lookup_param(entity)
         first_time = self.store.refresh_state(entity.name, parent)[0] is None
-        for chunk in _chunks(wanted, self.lookup_batch_size):
-            rows = self._read(entity.list_path(parent or None), [(param, chunk)])
-            # Rows that no longer carry a looked-up id must drop their old mapping.
-            self.store.put(entity.name, parent, rows)
-            returned = {str(r.get("externalId")) for r in rows}
-            for gone in set(chunk) - returned:
-                self._forget(entity.name, parent, gone)
+        limit = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        for value in wanted:
+            if _query_bytes(param, value) > limit:
+                self._refused.add((entity.name, parent, value))
+        readable = [x for x in wanted if (entity.name, parent, x) not in self._refused]
+        queue = deque(self._lookup_chunks(param, readable))
+        while queue:
+            chunk = queue.popleft()
+            try:
+                rows = self._read(entity.list_path(parent or None), [(param, chunk)])
+            except ValidationFailed as exc:
+                if exc.status != HTTPStatus.REQUEST_URI_TOO_LONG:
+                    raise
+                # Precoro's limit is below ours: halve the budget and split the chunk.
+                if len(chunk) == 1:
+                    self._refused.add((entity.name, parent, chunk[0]))
+                    continue
+                size = sum(_query_bytes(param, x) for x in chunk)
+                self.query_room = min(self.query_room, size // 2)
+                rest = [x for part in (chunk, *queue) for x in part]
+                queue = deque(self._lookup_chunks(param, rest))
+                continue
+            # Cached rows carrying a looked-up id that Precoro did not return are gone
+            # (deleted, reset, restored) or carry another externalId now: drop them.
+            returned = {int(r["id"]) for r in rows if r.get("id") is not None}
+            gone = self.store.ids_carrying(entity.name, parent, chunk) - returned
+            self.store.drop(entity.name, parent, gone)
+            self.store.put(entity.name, parent, rows, self._seen_now())
             self._looked_up.update((entity.name, parent, x) for x in chunk)
         if first_time:
             self._mark_fresh(entity, parent)
+
+    def _lookup_chunks(self, param: str, wanted: list[str]) -> Iterator[list[str]]:
+        """Consecutive ids per call: at most `lookup_batch_size`, within `query_room`.
+
+        An id larger than the room on its own is tried alone.
+        """
+        room = self.query_room
+        chunk: list[str] = []
+        size = 0
+        for value in wanted:
+            cost = _query_bytes(param, value)
+            if chunk and (len(chunk) >= self.lookup_batch_size or size + cost > room):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(value)
+            size += cost
+        if chunk:
+            yield chunk
+
+    @staticmethod
+    def too_long(entity: Entity, external_id: str) -> str | None:
+        """Why `external_id` cannot be looked up (its URL would be refused), or None."""
+        size = _query_bytes(_lookup_param(entity), external_id)
+        room = MAX_LOOKUP_QUERY_BYTES - PAGING_BYTES
+        if size <= room:
+            return None
+        return (
+            f"is too long to look up: {size} bytes URL-encoded in an external_id[] query, "
+            f"which holds at most {room} (longer URLs are refused with HTTP 414)"
+        )
+
+    def refused(self, entity: Entity, parent: int, external_id: str) -> str | None:
+        """Why `external_id` could not be looked up in this run, or None.
+
+        Its absence from the index then proves nothing: the record must not be created.
+        """
+        if (entity.name, parent, external_id) not in self._refused:
+            return None
+        return self.too_long(entity, external_id) or (
+            "could not be looked up: Precoro refused the look-up URL even for this "
+            "externalId alone (HTTP 414)"
+        )
 
     def lookup_again(self, entity: Entity, parent: int, external_id: str) -> None:
         """Look one externalId up even if it was already read this run (after a lost POST)."""
         self._looked_up.discard((entity.name, parent, external_id))
         self.lookup(entity, parent, [external_id])
 
-    def _forget(self, entity: str, parent: int, external_id: str) -> None:
-        """Drop a cached mapping Precoro no longer confirms (keep the row as unlinked)."""
-        for row in self.store.by_external_id(entity, parent, external_id):
-            row["externalId"] = None
-            self.store.put(entity, parent, [row])
+    def forget(self, entity: Entity, parent: int, precoro_id: int) -> None:
+        """Drop a cached record Precoro answered 404 for."""
+        self.store.drop(entity.name, parent, [precoro_id])
 
     def find(self, entity: Entity, parent: int, external_id: str) -> list[dict[str, Any]]:
         """Cached Precoro records carrying `external_id` (after refresh/lookup)."""
@@ -258,9 +390,10 @@ class Index:
         self, entity: Entity, parent: int, external_ids: list[str], force: set[str]
     ) -> list[str]:
         """The ids whose cached answer cannot be trusted this run."""
-        if not self.trusted(entity):
+        if not self.trusted(entity) or self.recheck <= timedelta(0):
             return external_ids
-        known = self.store.known_external_ids(entity.name, parent, external_ids)
+        due = self._seen_now() - self.recheck.total_seconds() * (1 - RECHECK_TOLERANCE)
+        known = self.store.known_external_ids(entity.name, parent, external_ids, due)
         return [x for x in external_ids if x not in known or x in force]
 
     def candidates(self, entity: Entity, parent: int) -> list[dict[str, Any]]:
@@ -273,7 +406,7 @@ class Index:
             if flag is not None:
                 params.append((flag, "0"))
             rows = self._read(entity.list_path(parent or None), params)
-            self.store.put(entity.name, parent, rows)
+            self.store.put(entity.name, parent, rows, self._seen_now())
             self._looked_up.add(key)
             self._mark_fresh(entity, parent, candidates=True)
         return self.store.unlinked(entity.name, parent)
@@ -281,7 +414,7 @@ class Index:
     def remember(self, entity: Entity, parent: int, row: dict[str, Any]) -> None:
         """Store a record a write returned."""
         if isinstance(row, dict) and row.get("id") is not None:
-            self.store.put(entity.name, parent, [row])
+            self.store.put(entity.name, parent, [row], self._seen_now())
 
     def custom_field_id(self, options: Entity, given: str) -> int | None:
         """Resolve an options stream's custom field, given by id or by name."""

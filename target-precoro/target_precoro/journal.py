@@ -4,12 +4,18 @@ A kill -9, a timeout or a lost response can leave a POST whose effect is unknown
 The journal makes that visible to the next attempt: an entry still in `intent` (or
 `unknown`) means "this externalId may already exist in Precoro — look it up before
 writing". SQLite with `synchronous=FULL` so an intent survives a power cut too.
+
+Precoro may apply a POST well after the client stopped waiting, so a look-up that
+finds nothing proves nothing until the write has had time to settle. Each entry keeps
+`sent_by`: Precoro's clock (epoch seconds) by which the request had certainly left;
+the settle period (`write_settle_seconds`) is counted from it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 _SCHEMA = """
@@ -26,7 +32,8 @@ CREATE TABLE IF NOT EXISTS journal (
     status INTEGER,
     message TEXT,
     started REAL NOT NULL,
-    finished REAL
+    finished REAL,
+    sent_by REAL
 );
 CREATE INDEX IF NOT EXISTS ix_journal_open ON journal (entity, parent, state);
 """
@@ -39,6 +46,15 @@ RETAIN_SECONDS = 30 * 24 * 3600
 entries are never pruned, since they are what makes a re-run look before it writes."""
 
 
+@dataclass(frozen=True)
+class OpenWrite:
+    """A write whose outcome in Precoro is not known yet."""
+
+    method: str
+    sent_by: float
+    """Precoro's clock (epoch seconds) by which the request had certainly left."""
+
+
 class Journal:
     """Append-only log of write intents and results."""
 
@@ -49,6 +65,9 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(journal)")}
+        if "sent_by" not in columns:  # a journal written before sent_by existed
+            self.db.execute("ALTER TABLE journal ADD COLUMN sent_by REAL")
         self.run_id = run_id
         self.prune(time.time() - RETAIN_SECONDS)
 
@@ -65,12 +84,35 @@ class Journal:
         """Close the file."""
         self.db.close()
 
-    def intent(self, entity: str, parent: int, external_id: str, method: str, path: str) -> int:
-        """Record a write about to be sent; returns its sequence number."""
+    def intent(
+        self,
+        entity: str,
+        parent: int,
+        external_id: str,
+        method: str,
+        path: str,
+        *,
+        sent_by: float | None = None,
+    ) -> int:
+        """Record a write about to be sent; returns its sequence number.
+
+        `sent_by` (Precoro's clock) bounds when the request leaves, queueing included;
+        default: now on the local clock.
+        """
+        now = time.time()
         cur = self.db.execute(
-            "INSERT INTO journal (run, entity, parent, external_id, method, path, state, started)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'intent', ?)",
-            (self.run_id, entity, parent, external_id, method, path, time.time()),
+            "INSERT INTO journal (run, entity, parent, external_id, method, path, state, started,"
+            " sent_by) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            (
+                self.run_id,
+                entity,
+                parent,
+                external_id,
+                method,
+                path,
+                now,
+                now if sent_by is None else sent_by,
+            ),
         )
         return int(cur.lastrowid or 0)
 
@@ -96,18 +138,20 @@ class Journal:
         """Precoro refused the write (it was not applied)."""
         self._finish(seq, "failed", status=status, message=message)
 
-    def unknown(self, seq: int, message: str) -> None:
-        """The write may or may not have been applied."""
+    def unknown(self, seq: int, message: str, *, sent_by: float | None = None) -> None:
+        """The write may or may not have been applied; `sent_by` narrows when it left."""
         self._finish(seq, "unknown", message=message)
+        if sent_by is not None:
+            self.db.execute("UPDATE journal SET sent_by=? WHERE seq=?", (sent_by, seq))
 
-    def open_writes(self, entity: str, parent: int) -> dict[str, str]:
-        """externalId -> method of writes whose outcome is unknown."""
+    def open_writes(self, entity: str, parent: int) -> dict[str, OpenWrite]:
+        """externalId -> the latest write whose outcome is unknown."""
         rows = self.db.execute(
-            "SELECT external_id, method FROM journal WHERE entity=? AND parent=? "
-            "AND state IN ('intent', 'unknown') ORDER BY seq",
+            "SELECT external_id, method, COALESCE(sent_by, started) FROM journal "
+            "WHERE entity=? AND parent=? AND state IN ('intent', 'unknown') ORDER BY seq",
             (entity, parent),
         ).fetchall()
-        return {external_id: method for external_id, method in rows}
+        return {ext: OpenWrite(method, float(sent_by)) for ext, method, sent_by in rows}
 
     def resolve(
         self, entity: str, parent: int, external_id: str, precoro_id: int | None, how: str

@@ -29,6 +29,17 @@ MAX_LOOKUP_IDS = 200
 DEFAULT_LOCK_WAIT_SECONDS = 300
 """Long enough for a run that is just finishing (a retry or a manual run started beside
 a scheduled one), short against an orchestrator's task timeout."""
+INDEX_RECHECK_HOURS = 24
+"""A deleted Precoro record is noticed within a day, for 1 call per 200 records a day."""
+WRITE_SETTLE_SECONDS = 600
+"""How long Precoro may still apply a POST after the client stopped waiting for it.
+
+The client gives up after `read_timeout_seconds` (60 s by default); the server does
+not notice and finishes the request on its own. PHP-FPM and nginx deployments cap a
+request at 30-300 s (`max_execution_time`, `request_terminate_timeout`,
+`proxy_read_timeout`), so 10 minutes is twice the longest common cap: a look-up made
+that long after the POST left and still finding nothing means it was not applied.
+"""
 
 
 def default_state_dir() -> Path:
@@ -148,6 +159,31 @@ TARGET_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "index_recheck_hours",
+        th.NumberType,
+        default=INDEX_RECHECK_HOURS,
+        description=(
+            "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
+            "this long (less 5% for schedule jitter) after the run in which Precoro last "
+            "showed it; then it is looked up again with "
+            "`external_id[]` (1 call per 200 records), so a record deleted in Precoro "
+            "(reset, restore) is re-created or re-linked. 0 re-checks every record on "
+            "every run (a full re-check, e.g. after restoring an account)."
+        ),
+    ),
+    th.Property(
+        "write_settle_seconds",
+        th.NumberType,
+        default=WRITE_SETTLE_SECONDS,
+        description=(
+            "A POST whose outcome is unknown (timeout, dropped connection, cut response, "
+            "killed run) is re-sent only if a look-up made this long after it left "
+            "(Precoro's clock) still finds nothing; until then the record is unresolved "
+            "(not final, STATE withheld) and each run looks it up first. 10 minutes is "
+            "twice the longest request limit common on PHP/nginx servers."
+        ),
+    ),
+    th.Property(
         "custom_fields",
         th.ObjectType(additional_properties=th.StringType),
         description=(
@@ -175,6 +211,8 @@ class TargetSettings:
     lookup_batch_size: int = MAX_LOOKUP_IDS
     lookback_minutes: float = 5.0
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
+    write_settle_seconds: float = float(WRITE_SETTLE_SECONDS)
+    index_recheck_hours: float = float(INDEX_RECHECK_HOURS)
     custom_fields: dict[str, str] = field(default_factory=dict)
 
     def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
@@ -202,11 +240,10 @@ class TargetSettings:
         if batch > MAX_LOOKUP_IDS:
             msg = f"lookup_batch_size {batch} exceeds Precoro's {MAX_LOOKUP_IDS} ids per call"
             raise ConfigError("lookup_batch_size", msg)
-        lookback = config.get("lookback_minutes", 5)
-        if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
-            msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
-            raise ConfigError("lookback_minutes", msg)
-        lock_wait = _seconds(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
+        lock_wait = _number(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
+        lookback = _number(config, "lookback_minutes", 5)
+        settle = _number(config, "write_settle_seconds", WRITE_SETTLE_SECONDS)
+        recheck = _number(config, "index_recheck_hours", INDEX_RECHECK_HOURS)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -220,8 +257,10 @@ class TargetSettings:
             max_failures=max_failures,
             write_error_log=bool(config.get("write_error_log", False)),
             lookup_batch_size=batch,
-            lookback_minutes=float(lookback),
             lock_wait_seconds=lock_wait,
+            lookback_minutes=lookback,
+            write_settle_seconds=settle,
+            index_recheck_hours=recheck,
             custom_fields=_custom_fields(config.get("custom_fields")),
         )
 
@@ -240,8 +279,8 @@ def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) ->
     return value
 
 
-def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
-    """A duration >= 0; numeric strings accepted (environment variables arrive as text)."""
+def _number(config: Mapping[str, Any], name: str, default: float) -> float:
+    """A number >= 0; numeric strings accepted (environment variables arrive as text)."""
     value = config.get(name)
     if value is None:
         return float(default)
@@ -252,7 +291,7 @@ def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
     except ValueError:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(name, f"{name} must be a number of seconds >= 0, got {value!r}")
+        raise ConfigError(name, f"{name} must be a number >= 0, got {value!r}")
     return seconds
 
 

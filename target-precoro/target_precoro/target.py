@@ -336,6 +336,7 @@ class TargetPrecoro(Target):
                 client,
                 lookup_batch_size=settings.lookup_batch_size,
                 lookback=timedelta(minutes=settings.lookback_minutes),
+                recheck=timedelta(hours=settings.index_recheck_hours),
             )
             journal = Journal(account / "journal.sqlite3" if shared else IN_MEMORY, run_id)
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)

@@ -29,7 +29,7 @@ from precoro_client.forms import encode_record
 from precoro_client.registry import Entity, get
 
 from target_precoro.index import Index
-from target_precoro.journal import Journal
+from target_precoro.journal import Journal, OpenWrite
 from target_precoro.matcher import Match, Matcher
 from target_precoro.planner import changes, record_key
 from target_precoro.report import RecordOutcome, RunReport
@@ -59,6 +59,8 @@ class Pending:
     """Writable values with references resolved to Precoro ids."""
     recovered: bool = False
     """An earlier run's POST for this externalId had an unknown outcome."""
+    relooked: bool = False
+    """A write answered 404 and the externalId was looked up again (once only)."""
 
 
 class Halt(Exception):
@@ -155,6 +157,14 @@ class Upserter:
                     item, RecordOutcome(entity.name, exc.external_id, "invalid", message=str(exc))
                 )
                 continue
+            too_long = self.index.too_long(entity, incoming.external_id)
+            if too_long is not None:
+                bad = InvalidRecord(entity.name, incoming.external_id, "externalId", too_long)
+                self._emit(
+                    item,
+                    RecordOutcome(entity.name, incoming.external_id, "invalid", message=str(bad)),
+                )
+                continue
             if incoming.parent is None and entity.parent is not None:
                 incoming.parent = self.settings.custom_fields.get(entity.name)
             key = (incoming.parent, incoming.external_id)
@@ -213,14 +223,26 @@ class Upserter:
         ready = self._resolve_refs(entity, parent, group)
         unmatched: list[Pending] = []
         existing: list[tuple[Pending, dict[str, Any]]] = []
+        now = self._server_now()
         for pending in ready:
             ext = pending.incoming.external_id
+            refused = self.index.refused(entity, parent, ext)
+            if refused is not None:
+                bad = InvalidRecord(entity.name, ext, "externalId", refused)
+                self._emit(
+                    pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(bad))
+                )
+                continue
             rows = self.index.find(entity, parent, ext)
             if ext in force:
+                entry = open_writes[ext]
+                if not rows and entry.method == "POST" and not self._settled(entry, now):
+                    self._emit(pending.item, self._unresolved(entity, ext, entry, now))
+                    continue
                 found_id = int(rows[0]["id"]) if rows else None
                 how = "found by look-up" if rows else "not applied (look-up found nothing)"
                 self.journal.resolve(entity.name, parent, ext, found_id, how)
-                pending.recovered = bool(rows) and open_writes.get(ext) == "POST"
+                pending.recovered = bool(rows) and entry.method == "POST"
             if len(rows) > 1:
                 ids = sorted(int(r["id"]) for r in rows)
                 why = f"{len(rows)} Precoro records already carry this externalId: ids {ids}"
@@ -234,6 +256,21 @@ class Upserter:
             self._apply_existing(entity, parent, pending, row)
         for pending in unmatched:
             self._apply_new(entity, parent, pending, matches.get(pending.incoming.external_id))
+
+    def _settled(self, entry: OpenWrite, now: float) -> bool:
+        """Whether a look-up now is late enough to prove an unknown POST was not applied."""
+        return now - entry.sent_by >= self.settings.write_settle_seconds
+
+    def _unresolved(self, entity: Entity, ext: str, entry: OpenWrite, now: float) -> RecordOutcome:
+        """Not final: Precoro may still apply the earlier POST, so nothing is sent."""
+        wait = max(0.0, entry.sent_by + self.settings.write_settle_seconds - now)
+        why = (
+            "unresolved: an earlier POST's outcome is unknown and Precoro does not show the "
+            f"record yet; not re-sent until write_settle_seconds "
+            f"({self.settings.write_settle_seconds:g} s) have passed (about {wait:.0f} s "
+            "more), then a look-up decides"
+        )
+        return RecordOutcome(entity.name, ext, "failed", message=why, final=False)
 
     # --- references ----------------------------------------------------------------
 
@@ -263,6 +300,13 @@ class Upserter:
                     target = get(ref.entity)
                     scope = parent if target.name == entity.name else 0
                     rows = self.index.find(target, scope, ref.external_id or "")
+                    too_long = self.index.refused(target, scope, ref.external_id or "")
+                    if too_long is not None:
+                        why = f"references {ref.entity} externalId {ref.external_id!r}, which "
+                        problem = InvalidRecord(
+                            entity.name, pending.incoming.external_id, name, why + too_long
+                        )
+                        break
                     if len(rows) != 1:
                         state = "no" if not rows else f"{len(rows)}"
                         problem = InvalidRecord(
@@ -443,6 +487,9 @@ class Upserter:
                 entity=entity, parent=parent, ext=ext, method=method, path=path, pairs=pairs
             )
         except (ValidationFailed, NotFound) as exc:
+            gone = isinstance(exc, NotFound) and row is not None and not pending.relooked
+            if gone and row is not None and self._gone(entity, parent, pending, row):
+                return
             outcome.outcome = "failed"
             outcome.status = exc.status
             outcome.message = exc.message
@@ -452,7 +499,19 @@ class Upserter:
                 self._log_error(entity, parent, row, exc.message)
             self._emit(pending.item, outcome)
             return
-        except (RetriableError, WriteOutcomeUnknown) as exc:
+        except WriteOutcomeUnknown as exc:
+            outcome.outcome = "failed"
+            outcome.status = exc.status
+            outcome.message = (
+                f"unresolved: {exc.message}; Precoro does not show the record yet and may "
+                f"still apply it, so it is not re-sent: a run at least "
+                f"{self.settings.write_settle_seconds:g} s later (write_settle_seconds) "
+                "looks it up first"
+            )
+            outcome.final = False
+            self._emit(pending.item, outcome)
+            return
+        except RetriableError as exc:
             outcome.outcome = "failed"
             outcome.status = exc.status
             outcome.message = f"{exc.message} (outcome unknown; the next run checks first)"
@@ -469,6 +528,46 @@ class Upserter:
                 outcome.precoro_id = int(found[0]["id"])
         self._emit(pending.item, outcome)
 
+    def _gone(self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]) -> bool:
+        """A PUT/PATCH answered 404: Precoro lost the record the index vouched for.
+
+        Drop it, look the externalId up again and decide anew (update the record that
+        carries it now, link, or re-create). False when even the look-up finds no list.
+        """
+        pending.relooked = True
+        ext = pending.incoming.external_id
+        dead = int(row["id"])
+        self.index.forget(entity, parent, dead)
+        self.claims[(entity.name, parent)].pop(dead, None)
+        logger.warning(
+            "%s %s: record %s is gone from Precoro; deciding again", entity.name, ext, dead
+        )
+        try:
+            self.index.lookup_again(entity, parent, ext)
+        except NotFound:
+            return False
+        except RetriableError as exc:
+            why = f"record {dead} is gone from Precoro and looking {ext!r} up failed: {exc.message}"
+            outcome = RecordOutcome(entity.name, ext, "failed", status=exc.status, message=why)
+            outcome.final = False
+            self._emit(pending.item, outcome)
+            return True
+        rows = self.index.find(entity, parent, ext)
+        refused = self.index.refused(entity, parent, ext)
+        if refused is not None:
+            why = f"record {dead} is gone from Precoro and its externalId {refused}"
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "failed", message=why))
+        elif len(rows) > 1:
+            ids = sorted(int(r["id"]) for r in rows)
+            why = f"{len(rows)} Precoro records already carry this externalId: ids {ids}"
+            self._emit(pending.item, RecordOutcome(entity.name, ext, "ambiguous", message=why))
+        elif rows:
+            self._apply_existing(entity, parent, pending, rows[0])
+        else:
+            match = self._match(entity, parent, [pending]).get(ext)
+            self._apply_new(entity, parent, pending, match)
+        return True
+
     def _send(
         self,
         *,
@@ -480,7 +579,9 @@ class Upserter:
         pairs: list[tuple[str, str]],
     ) -> Any:
         """One journalled write; a POST with an unknown outcome is looked up, not re-sent."""
-        seq = self.journal.intent(entity.name, parent, ext, method, path)
+        # The governor may hold the request up to max_wait_seconds before it leaves.
+        sent_by = self._server_now() + self.client.settings.max_wait_seconds
+        seq = self.journal.intent(entity.name, parent, ext, method, path, sent_by=sent_by)
         try:
             if method == "POST":
                 result = self.client.post_form(path, pairs)
@@ -489,10 +590,8 @@ class Upserter:
             else:
                 result = self.client.patch_form(path, pairs)
         except WriteOutcomeUnknown as exc:
-            self.journal.unknown(seq, exc.message)
-            return self._recover_post(
-                entity=entity, parent=parent, ext=ext, path=path, pairs=pairs, exc=exc
-            )
+            self.journal.unknown(seq, exc.message, sent_by=self._server_now())
+            return self._recover_post(entity=entity, parent=parent, ext=ext, exc=exc)
         except (ValidationFailed, NotFound) as exc:
             self.journal.failed(seq, exc.status, exc.message)
             raise
@@ -505,35 +604,26 @@ class Upserter:
         self.journal.done(seq, result.get("id") if isinstance(result, dict) else None)
         return result
 
+    def _server_now(self) -> float:
+        """Precoro's clock (epoch seconds): what the settle period is measured on."""
+        return self.client.server_now().timestamp()
+
     def _recover_post(
-        self,
-        *,
-        entity: Entity,
-        parent: int,
-        ext: str,
-        path: str,
-        pairs: list[tuple[str, str]],
-        exc: WriteOutcomeUnknown,
+        self, *, entity: Entity, parent: int, ext: str, exc: WriteOutcomeUnknown
     ) -> Any:
-        """Look the externalId up; re-send the POST only if Precoro does not have it."""
+        """Look the externalId up at once; never re-send the POST within this run.
+
+        Found: the POST was applied, the entry is resolved. Not found proves nothing
+        yet (Precoro may still be working on it), so `exc` is raised again and the
+        entry stays open for a look-up after `write_settle_seconds`.
+        """
         logger.warning("%s %s: %s; looking it up before anything else", entity.name, ext, exc)
         self.index.lookup_again(entity, parent, ext)
         rows = self.index.find(entity, parent, ext)
         if rows:
             self.journal.resolve(entity.name, parent, ext, int(rows[0]["id"]), "found by look-up")
             return rows[0]
-        self.journal.resolve(entity.name, parent, ext, None, "not applied (look-up found nothing)")
-        seq = self.journal.intent(entity.name, parent, ext, "POST", path)
-        try:
-            result = self.client.post_form(path, pairs)
-        except WriteOutcomeUnknown as again:
-            self.journal.unknown(seq, again.message)
-            raise
-        except PrecoroError as again:
-            self.journal.failed(seq, again.status, again.message)
-            raise
-        self.journal.done(seq, result.get("id") if isinstance(result, dict) else None)
-        return result
+        raise exc
 
     def _log_error(self, entity: Entity, parent: int, row: dict[str, Any], message: str) -> None:
         """Write the failure into the record's externalIntegrationLog (best effort)."""

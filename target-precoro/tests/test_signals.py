@@ -233,6 +233,10 @@ def test_state_stops_before_the_first_unfinished_record_across_streams(sandbox, 
     assert result.by_id()["ST-S0"]["final"] is False
     assert result.states == [{"pos": 0}]  # not pos 1 or 2: ST-S0 (line 5) must be resent
     sandbox.admin.clear_faults()
+    # A 503 leaves the POST's outcome unknown: it is settled only after the settle period.
+    from target_precoro.settings import WRITE_SETTLE_SECONDS
+
+    sandbox.admin.advance_clock(WRITE_SETTLE_SECONDS + 5)
     rerun = run_target(config, text + "\n", capsys)
     assert rerun.outcome_of("ST-S0") == "created"
     assert rerun.states == [{"pos": 2}]
