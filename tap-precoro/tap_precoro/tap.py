@@ -9,18 +9,23 @@ from typing import Any
 
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import BudgetExhausted, ConfigError
+from precoro_client.numbers import NumberRule
+from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
 from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from typing_extensions import override
 
 from tap_precoro.bookmarks import parse_timestamp
 from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
 from tap_precoro.webhooks.inbox import SqliteInbox
 
 STREAM_NAMES = [entity.name for entity in ENTITIES]
+
+LOOKBACK_RULE = NumberRule(integer=False, minimum=0, maximum=10_080)
+"""`lookback_minutes`: never negative (that would move bookmarks ahead), at most a week."""
 
 TAP_PROPERTIES = th.PropertiesList(
     th.Property(
@@ -45,7 +50,7 @@ TAP_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "lookback_minutes",
-        th.NumberType,
+        LOOKBACK_RULE.json_type(),
         default=5,
         description=(
             "The next run re-reads changes from this long before the previous run "
@@ -72,7 +77,7 @@ TAP_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "reference_refresh_hours",
-        th.NumberType,
+        NumberRule(integer=False, minimum=0, maximum=720).json_type(),
         default=24,
         description=(
             "Entities Precoro cannot filter by date (taxes, payment terms, locations, "
@@ -107,7 +112,7 @@ TAP_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "reconcile_every_hours",
-        th.NumberType,
+        NumberRule(integer=False, minimum=0, maximum=720).json_type(),
         default=24,
         description=(
             "Webhook mode's safety net: a modifiedSince poll of each webhook stream runs "
@@ -129,7 +134,7 @@ TAP_PROPERTIES = th.PropertiesList(
 )
 
 
-class TapPrecoro(Tap):
+class TapPrecoro(PrecoroPlugin, Tap):
     """Singer tap for the Precoro REST API."""
 
     name = "tap-precoro"
@@ -151,9 +156,9 @@ class TapPrecoro(Tap):
 
     # --- configuration --------------------------------------------------------------------
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """SDK schema checks plus the settings the schema cannot express."""
-        errors = super()._validate_config(raise_errors=raise_errors)
+    @override
+    def check_settings(self) -> list[str]:
+        """The settings the schema cannot express (numbers are already parsed)."""
         problems: list[str] = []
         try:
             self.precoro_settings = PrecoroSettings.from_config(self.config)
@@ -171,15 +176,10 @@ class TapPrecoro(Tap):
         for stream in self.config.get("status_filters") or {}:
             if stream not in STREAM_NAMES:
                 problems.append(f"status_filters names unknown stream {stream!r}")
-        hours = self.config.get("reconcile_every_hours", 24)
-        if isinstance(hours, int | float) and hours < 0:
-            problems.append(f"reconcile_every_hours {hours!r} must not be negative")
         timezone = self.config.get("api_timezone", "UTC")
         if not _is_timezone(timezone):
             problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")
-        if problems and raise_errors:
-            raise ConfigValidationError(problems[0], errors=problems)
-        return [*errors, *problems]
+        return problems
 
     @property
     def client(self) -> PrecoroClient:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from precoro_client.errors import ConfigError
+from precoro_client.numbers import NumberRule, parse_number
 from precoro_client.registry import Entity, get
 from precoro_client.settings import state_home
 from singer_sdk import typing as th
@@ -25,6 +26,13 @@ LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
 MAX_LOOKUP_IDS = 200
 """Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
+
+NUMBER_RULES: dict[str, NumberRule] = {
+    "max_failures": NumberRule(integer=True, minimum=0),
+    "lookup_batch_size": NumberRule(integer=True, minimum=1, maximum=MAX_LOOKUP_IDS),
+    "lookback_minutes": NumberRule(integer=False, minimum=0, maximum=10_080),
+}
+"""Type and range of the target's numeric settings (the schema carries them too)."""
 
 
 def default_state_dir() -> Path:
@@ -101,7 +109,7 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "max_failures",
-        th.IntegerType,
+        NUMBER_RULES["max_failures"].json_type(),
         default=0,
         description=(
             "Exit non-zero (after writing the report) when failed plus invalid records "
@@ -119,13 +127,13 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "lookup_batch_size",
-        th.IntegerType,
+        NUMBER_RULES["lookup_batch_size"].json_type(),
         default=MAX_LOOKUP_IDS,
         description="externalIds per `external_id[]` look-up call (1-200).",
     ),
     th.Property(
         "lookback_minutes",
-        th.NumberType,
+        NUMBER_RULES["lookback_minutes"].json_type(),
         default=5,
         description=(
             "The index refresh asks for changes since this long before the previous "
@@ -181,15 +189,9 @@ class TargetSettings:
         if unknown not in UNKNOWN_FIELDS:
             msg = f"unknown_fields {unknown!r} is unknown; use error or ignore"
             raise ConfigError("unknown_fields", msg)
-        max_failures = _int(config, "max_failures", 0, minimum=0)
-        batch = _int(config, "lookup_batch_size", MAX_LOOKUP_IDS, minimum=1)
-        if batch > MAX_LOOKUP_IDS:
-            msg = f"lookup_batch_size {batch} exceeds Precoro's {MAX_LOOKUP_IDS} ids per call"
-            raise ConfigError("lookup_batch_size", msg)
-        lookback = config.get("lookback_minutes", 5)
-        if isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0:
-            msg = f"lookback_minutes must be a number >= 0, got {lookback!r}"
-            raise ConfigError("lookback_minutes", msg)
+        max_failures = int(_number(config, "max_failures", 0))
+        batch = int(_number(config, "lookup_batch_size", MAX_LOOKUP_IDS))
+        lookback = _number(config, "lookback_minutes", 5)
         state_dir = config.get("state_dir")
         report_dir = config.get("report_dir") or "precoro-reports"
         return cls(
@@ -213,13 +215,9 @@ class TargetSettings:
         return self.state_dir / digest
 
 
-def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
-    value = config.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return value
+def _number(config: Mapping[str, Any], name: str, default: float) -> float:
+    value = config.get(name)
+    return parse_number(name, default if value is None else value, NUMBER_RULES[name])
 
 
 def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
