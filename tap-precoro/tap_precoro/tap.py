@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import BudgetExhausted, ConfigError
@@ -16,9 +17,11 @@ from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._util import load_json
 from typing_extensions import override
 
-from tap_precoro.bookmarks import parse_timestamp
+from tap_precoro.bookmarks import parse_timestamp, state_problems
 from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
 from tap_precoro.webhooks.inbox import SqliteInbox
 
@@ -198,6 +201,44 @@ class TapPrecoro(PrecoroPlugin, Tap):
             self._inbox = SqliteInbox(str(path))
         return self._inbox
 
+    # --- state ----------------------------------------------------------------------------
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """Like the SDK's, but a state file that is not a JSON object is a one-line error."""
+        if state is not None:
+            text = state.read()
+            try:
+                parsed: Any = load_json(text)
+            except ValueError as exc:
+                msg = f"the state file is not valid JSON ({exc})"
+                raise StateError(msg, errors=[msg]) from None
+            if not isinstance(parsed, dict):
+                msg = f"the state file must hold a JSON object, not {type(parsed).__name__}"
+                raise StateError(msg, errors=[msg])
+            state = io.StringIO(text)
+        super().invoke(
+            about=about, about_format=about_format, config=config, state=state, catalog=catalog
+        )
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Refuse a corrupt state before any request, naming the stream (see bookmarks)."""
+        kinds = {entity.name: _state_kind(entity) for entity in ENTITIES}
+        problems = state_problems(state, kinds)
+        if problems:
+            raise StateError(problems[0], errors=problems)
+        super().load_state(state)
+
     # --- streams ------------------------------------------------------------------------
 
     def discover_streams(self) -> list[Stream]:
@@ -269,6 +310,18 @@ class TapPrecoro(PrecoroPlugin, Tap):
 
     def _precoro_streams(self) -> list[PrecoroStream]:
         return [s for s in self.streams.values() if isinstance(s, PrecoroStream)]
+
+
+class StateError(ConfigValidationError):
+    """The incoming state cannot be used; the run stops (exit 1) before any request.
+
+    A `ConfigValidationError`, so the SDK's command line prints each problem and exits 1.
+    """
+
+
+def _state_kind(entity: Entity) -> str:
+    """How a stream keeps its state: by bookmark, or by content hashes (see `_stream_for`)."""
+    return "incremental" if entity.incremental and entity.parent is None else "reference"
 
 
 def _is_timestamp(value: Any) -> bool:
