@@ -92,7 +92,10 @@ CONNECTION_PROPERTIES = th.PropertiesList(
         "duplicate_get_interval_seconds",
         NUMBER_RULES["duplicate_get_interval_seconds"].json_type(),
         default=60,
-        description="An identical GET (same URL and query) is not repeated within this.",
+        description=(
+            "An identical GET (same URL and query) is not repeated within this, plus "
+            "10%, counted from the end of the previous attempt."
+        ),
     ),
     th.Property(
         "budget_reserve",
