@@ -6,6 +6,7 @@ import io
 import sys
 from collections import Counter
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
 from precoro_client.client import PrecoroClient
@@ -237,7 +238,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         problems = state_problems(state, kinds)
         if problems:
             raise StateError(problems[0], errors=problems)
-        super().load_state(state)
+        super().load_state(_plain_numbers(state))
 
     # --- streams ------------------------------------------------------------------------
 
@@ -317,6 +318,21 @@ class StateError(ConfigValidationError):
 
     A `ConfigValidationError`, so the SDK's command line prints each problem and exits 1.
     """
+
+
+def _plain_numbers(value: Any) -> Any:
+    """The state with the SDK's JSON `Decimal`s as int/float, as the tap wrote them.
+
+    A state file is read with `parse_float=Decimal`; code that checks
+    `isinstance(x, float)` (the webhook receiver's `seen_at`) would see none.
+    """
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
 
 
 def _state_kind(entity: Entity) -> str:

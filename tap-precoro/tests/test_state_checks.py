@@ -150,3 +150,16 @@ def test_the_tap_accepts_its_own_state(sandbox, make_config, run_tap):
     assert mid_run, "some STATE was written inside a pass"
     for state in [mid_run[0], first.state]:
         TapPrecoro(config=config, state=json.loads(json.dumps(state)), validate_config=True)
+
+
+def test_state_file_numbers_are_plain_numbers(sandbox, make_config):
+    """The SDK reads a state file's floats as Decimal; the tap keeps them as it wrote them."""
+    from decimal import Decimal
+
+    from tap_precoro.webhook_sync import WebhookProgress
+
+    state = _state(suppliers={"webhooks": {"position": 12, "seen_at": Decimal("1764579600.25")}})
+    tap = TapPrecoro(config=make_config(sandbox), state=state, validate_config=True)
+    saved = tap.state["bookmarks"]["suppliers"]
+    assert WebhookProgress(saved).seen_at == 1764579600.25
+    assert WebhookProgress(saved).position == 12
