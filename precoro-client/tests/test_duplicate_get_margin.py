@@ -79,3 +79,15 @@ def test_a_slow_failed_get_is_retried_only_after_the_window(
     # The server saw the first GET at seen[0] at the earliest and at seen[0] + 30 at the
     # latest; the retry leaves a full window plus margin after that.
     assert seen[1] - (seen[0] + 30) >= 66
+
+
+def test_two_processes_on_one_ledger_share_the_window(make_governor, make_settings, clock):
+    """Two taps on one key: the second's identical GET waits for the first's to end + 66 s."""
+    settings = make_settings(**FAST)
+    first, second = make_governor(settings), make_governor(settings)
+    first.acquire("GET", URL)
+    clock.advance(4)
+    first.settle("GET", URL)
+    ended = clock.now
+    second.acquire("GET", URL)
+    assert clock.now - ended == pytest.approx(66.0)
