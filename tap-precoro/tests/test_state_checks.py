@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -163,3 +164,15 @@ def test_state_file_numbers_are_plain_numbers(sandbox, make_config):
     saved = tap.state["bookmarks"]["suppliers"]
     assert WebhookProgress(saved).seen_at == 1764579600.25
     assert WebhookProgress(saved).position == 12
+
+
+def test_a_reconcile_time_in_the_future_does_not_postpone_reconciles():
+    from tap_precoro.webhook_sync import Scan, WebhookProgress, reconcile_reason
+    from tap_precoro.webhooks.inbox import InboxInfo
+
+    now = parse_timestamp("2026-06-01T12:00:00+00:00")
+    progress = WebhookProgress({"webhooks": {"inbox": "i", "position": 3, "reconciled_at": FUTURE}})
+    info = InboxInfo(inbox_id="i", head=3, pruned_upto=0)
+    found = Scan([], [], 3, None)
+    reason = reconcile_reason(progress, info, found, every=timedelta(hours=24), now=now)
+    assert reason is not None
