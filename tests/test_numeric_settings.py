@@ -217,3 +217,16 @@ def test_cli_runs_with_fractional_numbers_in_the_config_file(sandbox, tmp_path):
     target = _run([*TARGET, "--config", str(path)], input="")
     assert target.returncode == 0, target.stderr
     assert sandbox.admin.counters().total == calls.total  # no input, no call
+
+
+def test_numbers_inside_object_settings_are_parsed_too(tmp_path, monkeypatch):
+    """`status_filters` holds integers in arrays; from a file or the environment alike."""
+    config = _base(tmp_path)
+    tap = _build("tap", {**config, "status_filters": {"invoices": [Decimal("2.0"), 5]}})
+    assert tap.config["status_filters"] == {"invoices": [2, 5]}
+    with pytest.raises(ConfigValidationError) as info:
+        _build("tap", {**config, "status_filters": {"invoices": [Decimal("2.5")]}})
+    assert "status_filters" in info.value.errors[0]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAP_PRECORO_STATUS_FILTERS", '{"invoices": [2.0, 5]}')
+    assert _build("tap", config, env=True).config["status_filters"] == {"invoices": [2, 5]}

@@ -142,19 +142,39 @@ def parse_number(name: str, value: Any, rule: NumberRule) -> int | float:
     return int(number) if rule.integer else float(number)
 
 
+def _nested(name: str, value: Any, prop: Mapping[str, Any]) -> Any:
+    """`value` with the numbers inside arrays/objects parsed by their item rules.
+
+    Only for containers (e.g. `status_filters: {"invoices": [2, 5]}`); a leaf that is
+    not numeric, or a value of another shape, is returned as it is (the schema check
+    reports shape errors).
+    """
+    rule = rule_from_schema(prop)
+    if rule is not None:
+        return parse_number(name, value, rule)
+    items = prop.get("items")
+    if isinstance(value, list) and isinstance(items, Mapping):
+        return [_nested(f"{name}[{i}]", item, items) for i, item in enumerate(value)]
+    extra = prop.get("additionalProperties")
+    if isinstance(value, Mapping) and isinstance(extra, Mapping):
+        return {key: _nested(f"{name}.{key}", item, extra) for key, item in value.items()}
+    return value
+
+
 def normalise_numbers(schema: Mapping[str, Any], config: dict[str, Any]) -> dict[str, ConfigError]:
     """Parse every numeric setting present in `config` in place; the failures by name.
 
     Parsed values replace the raw ones (`Decimal('2.5')` -> `2.5`, `"3.0"` -> `3` for
-    an integer setting), so later checks and the plugin code see plain numbers.
-    A failed setting keeps its raw value. `None` means "not set" and is left alone.
+    an integer setting; numbers inside arrays and objects too), so later checks and the
+    plugin code see plain numbers. A failed setting keeps its raw value. `None` means
+    "not set" and is left alone.
     """
     failures: dict[str, ConfigError] = {}
-    for name, rule in number_rules(schema).items():
-        if config.get(name) is None:
+    for name, prop in (schema.get("properties") or {}).items():
+        if config.get(name) is None or not isinstance(prop, Mapping):
             continue
         try:
-            config[name] = parse_number(name, config[name], rule)
+            config[name] = _nested(str(name), config[name], prop)
         except ConfigError as exc:
-            failures[name] = exc
+            failures[str(name)] = exc
     return failures
