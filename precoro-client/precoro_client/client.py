@@ -4,8 +4,10 @@ Every attempt goes through the `RateGovernor` first. Retries: GET/PUT/PATCH are
 retried on 5xx, timeouts, dropped connections and (GET) truncated or invalid JSON,
 with exponential backoff and full jitter from the `backoff` library, up to
 `max_tries` attempts. A retried GET is an identical GET, so the governor also
-holds it for `duplicate_get_interval_seconds`. A POST is never re-sent once it may
-have reached the server: it raises `WriteOutcomeUnknown` instead.
+holds it for `duplicate_get_interval_seconds` plus a margin, counted from the end of
+the failed attempt: the retry waits the window out rather than meeting a 429. A POST
+is never re-sent once it may have reached the server: it raises `WriteOutcomeUnknown`
+instead.
 
 The `backoff` decorators are not used: they sleep with `time.sleep`, which tests
 cannot fake and which would bypass the governor; its wait generator and jitter are
@@ -235,6 +237,14 @@ class PrecoroClient:
                 self.governor.sleep(delay)
 
     def _attempt(
+        self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool
+    ) -> tuple[requests.Response, Any]:
+        try:
+            return self._send(method, url, body, parse_json=parse_json)
+        finally:
+            self.governor.settle(method, url)  # the duplicate-GET window restarts now
+
+    def _send(
         self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool
     ) -> tuple[requests.Response, Any]:
         self.calls[method] += 1

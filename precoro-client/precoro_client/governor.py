@@ -63,6 +63,12 @@ SPACING_MARGIN = 0.1
 """Added to the per-second interval: requests leave 1.1 s apart so network jitter
 cannot make two arrive within one second at the server (assumption)."""
 
+DUPLICATE_GET_MARGIN = 0.1
+"""Added to the duplicate-GET window, as to the spacing: an identical GET waits 66 s
+for Precoro's 60 s. The window also runs from when the previous attempt *ended*
+(`settle`), the latest moment the server can have seen it, so a slow first attempt or
+a faster retry connection cannot land the retry inside the server's window."""
+
 LEAK_EVERY = 200
 """Acquisitions between clean-ups of expired ledger rows."""
 
@@ -163,7 +169,9 @@ class RateGovernor:
         self._key = settings.ledger_key
         self._daily_limit = settings.max_requests_per_day - settings.budget_reserve
         self._hourly_limit = settings.max_requests_per_hour
-        self._dup_ms = int(settings.duplicate_get_interval_seconds * 1000)
+        self._dup_ms = math.ceil(
+            settings.duplicate_get_interval_seconds * 1000 * (1 + DUPLICATE_GET_MARGIN)
+        )
         self._max_wait_ms = int(settings.max_wait_seconds * 1000)
         named = _consistent_rates(
             [
@@ -392,6 +400,23 @@ class RateGovernor:
             level = logging.INFO if seconds >= 5 else logging.DEBUG
             logger.log(level, "waiting %.1f s for the %s limit", seconds, wait.limit)
             self._sleep(seconds)
+
+    def settle(self, method: str, url: str) -> None:
+        """Mark the end of an attempt: an identical GET's window starts again from now.
+
+        Called by the client after every attempt, answered or not (a timed-out GET
+        may still have reached the server).
+        """
+        if method.upper() != "GET" or self._dup_ms <= 0:
+            return
+        key = request_key(method, url)
+        with self._locked() as conn:
+            conn.execute(
+                "UPDATE recent_gets SET at_ms = MAX(at_ms, ?) "
+                "WHERE ledger_key = ? AND request_key = ?",
+                (self._now_ms(), self._key, key),
+            )
+            conn.commit()
 
     def wrap_request(
         self, func: Callable[Concatenate[requests.PreparedRequest, _P], _R]

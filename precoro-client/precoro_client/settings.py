@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from precoro_client.errors import ConfigError
+from precoro_client.numbers import NumberRule, parse_number
 from precoro_client.secret import Secret
 
 DEFAULT_API_URL = "https://api.precoro.com"
@@ -54,6 +55,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_USERINFO = re.compile(r"^([^:/?#]*:?//)[^/?#]*@")
+
+
+def shown_url(raw: str) -> str:
+    """A URL as it may appear in a message: no user/password, no query or fragment.
+
+    A mistyped URL can carry a password (`https://user:pw@host`) or a token in its
+    query; neither may reach a log.
+    """
+    text = _USERINFO.sub(r"\1***@", raw)
+    for mark in ("?", "#"):
+        if mark in text:
+            text = text.split(mark, 1)[0] + mark + "***"
+    return text
+
+
 def normalize_api_url(value: str) -> str:
     """Check an API base URL and return it without a trailing slash.
 
@@ -61,59 +78,60 @@ def normalize_api_url(value: str) -> str:
     because the token travels in a header. No credentials, query or fragment.
     """
     raw = value.strip()
+    shown = shown_url(raw)
     try:
         parts = urlsplit(raw)
         host = parts.hostname or ""
         _ = parts.port  # raises ValueError on a bad port
-    except ValueError as exc:
-        msg = f"api_url {raw!r} is not a valid URL ({exc})"
+    except ValueError:
+        msg = f"api_url {shown!r} is not a valid URL (bad host or port)"
         raise ConfigError("api_url", msg) from None
     if parts.scheme not in {"http", "https"} or not host:
-        msg = f"api_url {raw!r} must be an absolute https:// URL such as {DEFAULT_API_URL}"
+        msg = f"api_url {shown!r} must be an absolute https:// URL such as {DEFAULT_API_URL}"
         raise ConfigError("api_url", msg)
     if parts.username or parts.password:
         msg = "api_url must not contain credentials; use auth_token and email"
         raise ConfigError("api_url", msg)
     if parts.query or parts.fragment:
-        msg = f"api_url {raw!r} must not contain a query string or fragment"
+        msg = f"api_url {shown!r} must not contain a query string or fragment"
         raise ConfigError("api_url", msg)
     if parts.scheme == "http" and not _is_loopback(host):
         msg = (
-            f"api_url {raw!r} uses plain http; only https is allowed except for "
+            f"api_url {shown!r} uses plain http; only https is allowed except for "
             "loopback hosts (127.0.0.0/8, ::1, localhost)"
         )
         raise ConfigError("api_url", msg)
     return raw.rstrip("/")
 
 
-def _number(name: str, value: Any, *, integer: bool, minimum: float, strict: bool) -> float:
-    """Parse a numeric setting (numbers or numeric strings, as env vars arrive)."""
-    if isinstance(value, bool):
-        msg = f"{name} must be a number, not a boolean"
-        raise ConfigError(name, msg)
-    parsed: float
-    if isinstance(value, int | float):
-        parsed = float(value)
-    elif isinstance(value, str):
-        try:
-            parsed = float(value.strip())
-        except ValueError:
-            msg = f"{name} must be a number, got {value!r}"
-            raise ConfigError(name, msg) from None
-    else:
-        msg = f"{name} must be a number, got {type(value).__name__}"
-        raise ConfigError(name, msg)
-    if not math.isfinite(parsed):
-        msg = f"{name} must be a finite number"
-        raise ConfigError(name, msg)
-    if integer and not parsed.is_integer():
-        msg = f"{name} must be a whole number, got {value!r}"
-        raise ConfigError(name, msg)
-    if (strict and parsed <= minimum) or (not strict and parsed < minimum):
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        msg = f"{name} must be {bound}, got {value!r}"
-        raise ConfigError(name, msg)
-    return parsed
+NUMBER_RULES: dict[str, NumberRule] = {
+    "connect_timeout_seconds": NumberRule(integer=False, exclusive_minimum=0, maximum=600),
+    "read_timeout_seconds": NumberRule(integer=False, exclusive_minimum=0, maximum=600),
+    "max_tries": NumberRule(integer=True, minimum=1, maximum=20),
+    "max_requests_per_second": NumberRule(integer=False, exclusive_minimum=0, maximum=1000),
+    "max_requests_per_hour": NumberRule(integer=True, minimum=1, maximum=10_000_000),
+    "max_requests_per_day": NumberRule(integer=True, minimum=1, maximum=100_000_000),
+    "duplicate_get_interval_seconds": NumberRule(integer=False, minimum=0, maximum=3600),
+    "budget_reserve": NumberRule(integer=True, minimum=0, maximum=100_000_000),
+    "max_wait_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
+}
+"""Type and range of every numeric `PrecoroSettings` field (the schema carries them too)."""
+
+
+def _header_problem(value: str) -> str | None:
+    """Why `value` cannot travel as an HTTP header value (None if it can).
+
+    `requests` encodes header values as Latin-1 and refuses control characters at
+    send time; printable ASCII is what every proxy passes unchanged.
+    """
+    if value != value.strip() or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        return "contains whitespace or control characters (copy/paste error?)"
+    if not value.isascii() or not value.isprintable():
+        return (
+            "contains characters that cannot be sent in an HTTP header "
+            "(only printable ASCII; copy/paste error?)"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -151,9 +169,9 @@ class PrecoroSettings:
         if not isinstance(token, str):
             msg = f"auth_token must be a string, got {type(token).__name__}"
             raise ConfigError("auth_token", msg)
-        if token != token.strip() or any(ch.isspace() or ord(ch) < 32 for ch in token):
-            msg = "auth_token contains whitespace or control characters (copy/paste error?)"
-            raise ConfigError("auth_token", msg)
+        problem = _header_problem(token)
+        if problem is not None:
+            raise ConfigError("auth_token", f"auth_token {problem}")
         object.__setattr__(self, "auth_token", Secret(token))
 
         email = self.email.strip() if isinstance(self.email, str) else ""
@@ -161,27 +179,17 @@ class PrecoroSettings:
             msg = "email is missing: set the e-mail of the user who owns the API key"
             raise ConfigError("email", msg)
         if "@" not in email or any(ch.isspace() or ord(ch) < 32 for ch in email):
-            msg = f"email {email!r} is not an e-mail address"
+            msg = "email is not an e-mail address"
             raise ConfigError("email", msg)
+        problem = _header_problem(email)
+        if problem is not None:  # sent as the `email` header
+            raise ConfigError("email", f"email {problem}")
         object.__setattr__(self, "email", email)
 
         object.__setattr__(self, "api_url", self._resolve_api_url())
 
-        for name, integer, minimum, strict in (
-            ("connect_timeout_seconds", False, 0.0, True),
-            ("read_timeout_seconds", False, 0.0, True),
-            ("max_tries", True, 1.0, False),
-            ("max_requests_per_second", False, 0.0, True),
-            ("max_requests_per_hour", True, 1.0, False),
-            ("max_requests_per_day", True, 1.0, False),
-            ("duplicate_get_interval_seconds", False, 0.0, False),
-            ("budget_reserve", True, 0.0, False),
-            ("max_wait_seconds", False, 0.0, False),
-        ):
-            parsed = _number(
-                name, getattr(self, name), integer=integer, minimum=minimum, strict=strict
-            )
-            object.__setattr__(self, name, int(parsed) if integer else parsed)
+        for name, rule in NUMBER_RULES.items():
+            object.__setattr__(self, name, parse_number(name, getattr(self, name), rule))
         if self.budget_reserve >= self.max_requests_per_day:
             msg = (
                 f"budget_reserve ({self.budget_reserve}) must be smaller than "
@@ -201,9 +209,13 @@ class PrecoroSettings:
             raise ConfigError("budget_ledger_path", msg)
         object.__setattr__(self, "budget_ledger_path", path)
 
-        if self.user_agent is not None and not isinstance(self.user_agent, str):
-            msg = "user_agent must be a string"
-            raise ConfigError("user_agent", msg)
+        if self.user_agent is not None:
+            if not isinstance(self.user_agent, str):
+                msg = "user_agent must be a string"
+                raise ConfigError("user_agent", msg)
+            problem = _header_problem(self.user_agent.replace(" ", "_"))
+            if problem is not None:  # sent as the User-Agent header
+                raise ConfigError("user_agent", f"user_agent {problem}")
 
     def _resolve_api_url(self) -> str:
         region = self.region

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
-from precoro_client.settings import DEFAULT_API_URL, REGION_URLS
+from precoro_client.settings import DEFAULT_API_URL, NUMBER_RULES, REGION_URLS
 
 CONNECTION_PROPERTIES = th.PropertiesList(
     th.Property(
@@ -54,55 +54,58 @@ CONNECTION_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "connect_timeout_seconds",
-        th.NumberType,
+        NUMBER_RULES["connect_timeout_seconds"].json_type(),
         default=10,
         description="Seconds to wait for a TCP/TLS connection before retrying.",
     ),
     th.Property(
         "read_timeout_seconds",
-        th.NumberType,
+        NUMBER_RULES["read_timeout_seconds"].json_type(),
         default=60,
         description="Seconds to wait for response data before retrying (GET/PUT/PATCH).",
     ),
     th.Property(
         "max_tries",
-        th.IntegerType,
+        NUMBER_RULES["max_tries"].json_type(),
         default=5,
         description="Attempts per call for transient failures (5xx, timeouts, drops).",
     ),
     th.Property(
         "max_requests_per_second",
-        th.NumberType,
+        NUMBER_RULES["max_requests_per_second"].json_type(),
         default=1,
         description="Client-side spacing; Precoro answers 429 to faster traffic.",
     ),
     th.Property(
         "max_requests_per_hour",
-        th.IntegerType,
+        NUMBER_RULES["max_requests_per_hour"].json_type(),
         default=1500,
         description="Rolling hourly budget (Precoro's limit: 1500/hour).",
     ),
     th.Property(
         "max_requests_per_day",
-        th.IntegerType,
+        NUMBER_RULES["max_requests_per_day"].json_type(),
         default=3000,
         description="Rolling 24-hour budget (Precoro's limit: 3000/day).",
     ),
     th.Property(
         "duplicate_get_interval_seconds",
-        th.NumberType,
+        NUMBER_RULES["duplicate_get_interval_seconds"].json_type(),
         default=60,
-        description="An identical GET (same URL and query) is not repeated within this.",
+        description=(
+            "An identical GET (same URL and query) is not repeated within this, plus "
+            "10%, counted from the end of the previous attempt."
+        ),
     ),
     th.Property(
         "budget_reserve",
-        th.IntegerType,
+        NUMBER_RULES["budget_reserve"].json_type(),
         default=0,
         description="Daily calls left unused for other integrations on the same key.",
     ),
     th.Property(
         "max_wait_seconds",
-        th.NumberType,
+        NUMBER_RULES["max_wait_seconds"].json_type(),
         default=900,
         description=(
             "Longest pause for the hourly limit or a server 429; longer waits (and any "

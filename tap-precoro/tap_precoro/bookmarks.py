@@ -124,6 +124,30 @@ class IncrementalState:
         """Record pass progress (called after every completed page)."""
         self.state["pass"] = progress.to_state()
 
+    def ahead_of(self, server_now: datetime) -> datetime | None:
+        """The bookmark or pass start later than the server's clock, if any.
+
+        Nothing can have changed after the server's "now", so such a value is a clock
+        mistake or a hand edit; kept, it would hide every later change for ever.
+        """
+        progress = self.current_pass()
+        since = parse_timestamp(progress.since) if progress and progress.since else None
+        ahead = [value for value in (self.bookmark, since) if value and value > server_now]
+        return max(ahead) if ahead else None
+
+    def restart_from(self, start: datetime | None) -> None:
+        """Replace a bookmark that is ahead of the server: the next pass reads from `start`.
+
+        The pass in progress is dropped (its `since` was the bad bookmark); `recent` is
+        kept, so versions already delivered are still not sent again.
+        """
+        self.state.pop("pass", None)
+        if start is None:
+            self.state.pop("replication_key_value", None)
+        else:
+            self.state["replication_key"] = self.replication_key
+            self.state["replication_key_value"] = to_state_timestamp(start)
+
     def complete_pass(self, progress: Pass, lookback: timedelta) -> datetime | None:
         """Commit a finished pass: move the bookmark to its start minus the look-back.
 
@@ -165,7 +189,9 @@ class ReferenceState:
         if self.state.get("pass"):
             return True
         last = self.refreshed_at
-        return last is None or now - last >= refresh_every
+        # A refresh time ahead of the clock (a clock mistake, a hand edit) would
+        # postpone every refresh until that date: refresh now instead.
+        return last is None or last > now or now - last >= refresh_every
 
     @property
     def hashes(self) -> dict[str, str]:
@@ -202,3 +228,127 @@ def content_hash(record: Mapping[str, Any]) -> str:
     """Stable short hash of a record's content (key order independent)."""
     payload = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --- checking an incoming state --------------------------------------------------------
+
+
+def _timestamp_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be an ISO 8601 date-time string, got {type(value).__name__}"
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        return f"{value[:40]!r} is not an ISO 8601 date-time"
+    return None
+
+
+def _check(problems: list[str], where: str, key: str, problem: str | None) -> None:
+    if problem is not None:
+        problems.append(f"{where}: {key} {problem}")
+
+
+def _versions_problem(value: Any) -> str | None:
+    """`recent`: record id -> updateDate (compared as text, so any string will do)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        return "must be an object of id -> updateDate"
+    return None
+
+
+def _hashes_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        return "must be an object of id -> content hash"
+    return None
+
+
+def _pass_problems(problems: list[str], where: str, raw: Any, *, reference: bool) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: pass must be an object, got {type(raw).__name__}")
+        return
+    for key in ("since", "started_at"):
+        _check(problems, where, f"pass.{key}", _timestamp_problem(raw.get(key)))
+    page = raw.get("next_page", 1)
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        problems.append(f"{where}: pass.next_page must be a page number >= 1, got {page!r}")
+    if not isinstance(raw.get("query", ""), str):
+        problems.append(f"{where}: pass.query must be a string")
+    emitted = raw.get("page_emitted", [])
+    if not isinstance(emitted, list):
+        problems.append(f"{where}: pass.page_emitted must be a list of ids")
+    _check(problems, where, "pass.recent", _versions_problem(raw.get("recent")))
+    if reference:
+        _check(problems, where, "pass.hashes", _hashes_problem(raw.get("hashes")))
+
+
+def _webhook_problems(problems: list[str], where: str, raw: Any) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: webhooks must be an object, got {type(raw).__name__}")
+        return
+    position = raw.get("position", 0)
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        problems.append(f"{where}: webhooks.position must be a whole number >= 0")
+    _check(problems, where, "webhooks.reconciled_at", _timestamp_problem(raw.get("reconciled_at")))
+
+
+def _stream_problems(problems: list[str], where: str, raw: Any, kind: str) -> None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be an object, got {type(raw).__name__}")
+        return
+    if kind == "incremental":
+        _check(
+            problems,
+            where,
+            "replication_key_value",
+            _timestamp_problem(raw.get("replication_key_value")),
+        )
+        _check(problems, where, "recent", _versions_problem(raw.get("recent")))
+    else:
+        _check(problems, where, "refreshed_at", _timestamp_problem(raw.get("refreshed_at")))
+        _check(problems, where, "hashes", _hashes_problem(raw.get("hashes")))
+    _pass_problems(problems, where, raw.get("pass"), reference=kind != "incremental")
+    _webhook_problems(problems, where, raw.get("webhooks"))
+    partitions = raw.get("partitions")
+    if partitions is None:
+        return
+    if not isinstance(partitions, list):
+        problems.append(f"{where}: partitions must be a list")
+        return
+    for index, partition in enumerate(partitions):
+        inner = f"{where} partition {index}"
+        if not isinstance(partition, Mapping) or not isinstance(partition.get("context"), Mapping):
+            problems.append(f"{inner}: must be an object with a context object")
+            continue
+        _stream_problems(problems, inner, partition, kind)
+
+
+def state_problems(state: Any, kinds: Mapping[str, str]) -> list[str]:
+    """What makes an incoming Singer state unusable, one line per problem naming the stream.
+
+    `kinds` maps stream names to "incremental" or "reference". Checked before any
+    request: a corrupt state stops the run (exit 1) rather than being ignored, because
+    ignoring a stream's state could only re-read (cost) or, with a later start date,
+    skip records; the user decides. Streams the tap does not know are left alone.
+    """
+    if not isinstance(state, Mapping):
+        return [f"the state must be a JSON object, got {type(state).__name__}"]
+    bookmarks = state.get("bookmarks")
+    if bookmarks is None:
+        return []
+    if not isinstance(bookmarks, Mapping):
+        return [f"state bookmarks must be an object, got {type(bookmarks).__name__}"]
+    problems: list[str] = []
+    for name, raw in bookmarks.items():
+        kind = kinds.get(str(name))
+        if kind is not None:
+            _stream_problems(problems, f"state of stream {name!r}", raw, kind)
+    return problems

@@ -275,9 +275,39 @@ class IncrementalStream(PrecoroStream):
         """Committed bookmark, else the stream's own start date, else `start_date`."""
         if tracker.bookmark is not None:
             return tracker.bookmark
+        return self.configured_start()
+
+    def configured_start(self) -> datetime | None:
+        """The stream's own start date, else `start_date`, else None (everything)."""
         overrides = self.config.get("stream_start_dates") or {}
         start = overrides.get(self.name) or self.config.get("start_date")
         return parse_timestamp(start) if start else None
+
+    def restart_if_ahead(self, tracker: IncrementalState, lookback: timedelta) -> bool:
+        """Replace a bookmark later than the server's clock; True if one was replaced.
+
+        The server's `Date` (from any response of this run) is the only clock that
+        counts. The stream then re-reads from its configured start: the one restart
+        point that cannot skip a change made between the last real sync and now (a
+        configured start that is itself ahead becomes the server's now minus the
+        look-back).
+        """
+        server = self.precoro_tap.client.last_server_date
+        ahead = tracker.ahead_of(server) if server is not None else None
+        if server is None or ahead is None:
+            return False
+        start = self.configured_start()
+        if start is not None and start > server:
+            start = server - lookback
+        self.logger.warning(
+            "%s: the bookmark %s is later than the server's clock (%s); re-reading from %s",
+            self.name,
+            to_state_timestamp(ahead),
+            to_state_timestamp(server),
+            to_state_timestamp(start) if start else "the beginning",
+        )
+        tracker.restart_from(start)
+        return True
 
     def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
         """Add (id, updateDate) to `recent`: the next pass skips that exact version."""
@@ -290,6 +320,8 @@ class IncrementalStream(PrecoroStream):
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run (or resume) one pass over everything changed since the bookmark."""
         tracker = IncrementalState(self.get_context_state(context), "updateDate")
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
+        self.restart_if_ahead(tracker, lookback)  # when an earlier response gave the time
         base = self.base_params(context)
         path = self.list_path(context)
         query = query_fingerprint(path, base, self.page_size)
@@ -310,12 +342,14 @@ class IncrementalStream(PrecoroStream):
             since_value = modified_since_param(parse_timestamp(progress.since), timezone)
             params.append(("modifiedSince", since_value))
         delivered = tracker.recent
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
         for page, rows in self.read_pages(path, params, progress):
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
                 progress.started_at = self.pass_start_time(server_time)
+            if self.restart_if_ahead(tracker, lookback):  # the first response of the run
+                yield from self.refresh(context)
+                return
             already = set(progress.page_emitted)
             for row in rows:
                 row_id = str(row.get("id"))

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import IO, Any
 
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import BudgetExhausted, ConfigError
+from precoro_client.numbers import NumberRule
+from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
 from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._util import load_json
+from typing_extensions import override
 
 from tap_precoro.batches import HeldStateWriter
-from tap_precoro.bookmarks import parse_timestamp
+from tap_precoro.bookmarks import parse_timestamp, state_problems
 from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
 from tap_precoro.webhooks.inbox import SqliteInbox
 
 STREAM_NAMES = [entity.name for entity in ENTITIES]
+
+LOOKBACK_RULE = NumberRule(integer=False, minimum=0, maximum=10_080)
+"""`lookback_minutes`: never negative (that would move bookmarks ahead), at most a week."""
 
 TAP_PROPERTIES = th.PropertiesList(
     th.Property(
@@ -46,7 +55,7 @@ TAP_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "lookback_minutes",
-        th.NumberType,
+        LOOKBACK_RULE.json_type(),
         default=5,
         description=(
             "The next run re-reads changes from this long before the previous run "
@@ -73,7 +82,7 @@ TAP_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "reference_refresh_hours",
-        th.NumberType,
+        NumberRule(integer=False, minimum=0, maximum=720).json_type(),
         default=24,
         description=(
             "Entities Precoro cannot filter by date (taxes, payment terms, locations, "
@@ -108,7 +117,7 @@ TAP_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "reconcile_every_hours",
-        th.NumberType,
+        NumberRule(integer=False, minimum=0, maximum=720).json_type(),
         default=24,
         description=(
             "Webhook mode's safety net: a modifiedSince poll of each webhook stream runs "
@@ -130,7 +139,7 @@ TAP_PROPERTIES = th.PropertiesList(
 )
 
 
-class TapPrecoro(Tap):
+class TapPrecoro(PrecoroPlugin, Tap):
     """Singer tap for the Precoro REST API."""
 
     name = "tap-precoro"
@@ -155,9 +164,9 @@ class TapPrecoro(Tap):
 
     # --- configuration --------------------------------------------------------------------
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """SDK schema checks plus the settings the schema cannot express."""
-        errors = super()._validate_config(raise_errors=raise_errors)
+    @override
+    def check_settings(self) -> list[str]:
+        """The settings the schema cannot express (numbers are already parsed)."""
         problems: list[str] = []
         try:
             self.precoro_settings = PrecoroSettings.from_config(self.config)
@@ -175,15 +184,10 @@ class TapPrecoro(Tap):
         for stream in self.config.get("status_filters") or {}:
             if stream not in STREAM_NAMES:
                 problems.append(f"status_filters names unknown stream {stream!r}")
-        hours = self.config.get("reconcile_every_hours", 24)
-        if isinstance(hours, int | float) and hours < 0:
-            problems.append(f"reconcile_every_hours {hours!r} must not be negative")
         timezone = self.config.get("api_timezone", "UTC")
         if not _is_timezone(timezone):
             problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")
-        if problems and raise_errors:
-            raise ConfigValidationError(problems[0], errors=problems)
-        return [*errors, *problems]
+        return problems
 
     @property
     def client(self) -> PrecoroClient:
@@ -201,6 +205,44 @@ class TapPrecoro(Tap):
         if self._inbox is None:
             self._inbox = SqliteInbox(str(path))
         return self._inbox
+
+    # --- state ----------------------------------------------------------------------------
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """Like the SDK's, but a state file that is not a JSON object is a one-line error."""
+        if state is not None:
+            text = state.read()
+            try:
+                parsed: Any = load_json(text)
+            except ValueError as exc:
+                msg = f"the state file is not valid JSON ({exc})"
+                raise StateError(msg, errors=[msg]) from None
+            if not isinstance(parsed, dict):
+                msg = f"the state file must hold a JSON object, not {type(parsed).__name__}"
+                raise StateError(msg, errors=[msg])
+            state = io.StringIO(text)
+        super().invoke(
+            about=about, about_format=about_format, config=config, state=state, catalog=catalog
+        )
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Refuse a corrupt state before any request, naming the stream (see bookmarks)."""
+        kinds = {entity.name: _state_kind(entity) for entity in ENTITIES}
+        problems = state_problems(state, kinds)
+        if problems:
+            raise StateError(problems[0], errors=problems)
+        super().load_state(_plain_numbers(state))
 
     # --- streams ------------------------------------------------------------------------
 
@@ -273,6 +315,33 @@ class TapPrecoro(Tap):
 
     def _precoro_streams(self) -> list[PrecoroStream]:
         return [s for s in self.streams.values() if isinstance(s, PrecoroStream)]
+
+
+class StateError(ConfigValidationError):
+    """The incoming state cannot be used; the run stops (exit 1) before any request.
+
+    A `ConfigValidationError`, so the SDK's command line prints each problem and exits 1.
+    """
+
+
+def _plain_numbers(value: Any) -> Any:
+    """The state with the SDK's JSON `Decimal`s as int/float, as the tap wrote them.
+
+    A state file is read with `parse_float=Decimal`; code that checks
+    `isinstance(x, float)` (the webhook receiver's `seen_at`) would see none.
+    """
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
+
+
+def _state_kind(entity: Entity) -> str:
+    """How a stream keeps its state: by bookmark, or by content hashes (see `_stream_for`)."""
+    return "incremental" if entity.incremental and entity.parent is None else "reference"
 
 
 def _is_timestamp(value: Any) -> bool:

@@ -196,6 +196,8 @@ def reconcile_reason(
         return "the inbox is behind the state"
     if info.pruned_upto > progress.position:
         return "the inbox was pruned past this stream's position"
+    if progress.reconciled_at > now:  # a clock mistake would postpone every reconcile
+        return "the last reconcile time is ahead of the clock"
     if now - progress.reconciled_at >= every:
         return f"reconcile_every_hours ({every.total_seconds() / 3600:g} h) passed"
     return outage(found.markers, progress.seen_at, now.timestamp(), info.heartbeat_seconds)

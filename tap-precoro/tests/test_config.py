@@ -21,6 +21,11 @@ TAP = [sys.executable, "-m", "tap_precoro"]
         ({"api_url": "http://precoro.example.com"}, "api_url"),
         ({"api_timezone": "Mars/Olympus"}, "api_timezone"),
         ({"stream_start_dates": {"vendors": "2025-01-01T00:00:00Z"}}, "stream_start_dates"),
+        ({"lookback_minutes": -60}, "lookback_minutes"),
+        ({"max_tries": 2.5}, "max_tries"),
+        ({"max_requests_per_second": 0}, "max_requests_per_second"),
+        ({"duplicate_get_interval_seconds": -1}, "duplicate_get_interval_seconds"),
+        ({"read_timeout_seconds": 86400}, "read_timeout_seconds"),
     ],
     ids=[
         "missing-token",
@@ -30,6 +35,11 @@ TAP = [sys.executable, "-m", "tap_precoro"]
         "plain-http",
         "bad-timezone",
         "unknown-stream",
+        "negative-lookback",
+        "fractional-max-tries",
+        "zero-rate",
+        "negative-duplicate-interval",
+        "absurd-timeout",
     ],
 )
 def test_bad_config_fails_before_any_request(sandbox, make_config, tmp_path, change, named):

@@ -7,13 +7,13 @@ the setting, so a typo in `match` or `mode` fails before any request is made.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from precoro_client.errors import ConfigError
+from precoro_client.numbers import NumberRule, parse_number
 from precoro_client.registry import Entity, get
 from precoro_client.settings import state_home
 from singer_sdk import typing as th
@@ -40,6 +40,16 @@ request at 30-300 s (`max_execution_time`, `request_terminate_timeout`,
 `proxy_read_timeout`), so 10 minutes is twice the longest common cap: a look-up made
 that long after the POST left and still finding nothing means it was not applied.
 """
+
+NUMBER_RULES: dict[str, NumberRule] = {
+    "max_failures": NumberRule(integer=True, minimum=0),
+    "lookup_batch_size": NumberRule(integer=True, minimum=1, maximum=MAX_LOOKUP_IDS),
+    "lookback_minutes": NumberRule(integer=False, minimum=0, maximum=10_080),
+    "lock_wait_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
+    "write_settle_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
+    "index_recheck_hours": NumberRule(integer=False, minimum=0, maximum=8_760),
+}
+"""Type and range of the target's numeric settings (the schema carries them too)."""
 
 
 def default_state_dir() -> Path:
@@ -116,7 +126,7 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "max_failures",
-        th.IntegerType,
+        NUMBER_RULES["max_failures"].json_type(),
         default=0,
         description=(
             "Exit non-zero (after writing the report) when failed plus invalid records "
@@ -134,13 +144,13 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "lookup_batch_size",
-        th.IntegerType,
+        NUMBER_RULES["lookup_batch_size"].json_type(),
         default=MAX_LOOKUP_IDS,
         description="externalIds per `external_id[]` look-up call (1-200).",
     ),
     th.Property(
         "lookback_minutes",
-        th.NumberType,
+        NUMBER_RULES["lookback_minutes"].json_type(),
         default=5,
         description=(
             "The index refresh asks for changes since this long before the previous "
@@ -149,7 +159,7 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "lock_wait_seconds",
-        th.NumberType,
+        NUMBER_RULES["lock_wait_seconds"].json_type(),
         default=DEFAULT_LOCK_WAIT_SECONDS,
         description=(
             "How long a run waits for another target run writing to the same Precoro "
@@ -160,7 +170,7 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "index_recheck_hours",
-        th.NumberType,
+        NUMBER_RULES["index_recheck_hours"].json_type(),
         default=INDEX_RECHECK_HOURS,
         description=(
             "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
@@ -173,7 +183,7 @@ TARGET_PROPERTIES = th.PropertiesList(
     ),
     th.Property(
         "write_settle_seconds",
-        th.NumberType,
+        NUMBER_RULES["write_settle_seconds"].json_type(),
         default=WRITE_SETTLE_SECONDS,
         description=(
             "A POST whose outcome is unknown (timeout, dropped connection, cut response, "
@@ -235,11 +245,8 @@ class TargetSettings:
         if unknown not in UNKNOWN_FIELDS:
             msg = f"unknown_fields {unknown!r} is unknown; use error or ignore"
             raise ConfigError("unknown_fields", msg)
-        max_failures = _int(config, "max_failures", 0, minimum=0)
-        batch = _int(config, "lookup_batch_size", MAX_LOOKUP_IDS, minimum=1)
-        if batch > MAX_LOOKUP_IDS:
-            msg = f"lookup_batch_size {batch} exceeds Precoro's {MAX_LOOKUP_IDS} ids per call"
-            raise ConfigError("lookup_batch_size", msg)
+        max_failures = int(_number(config, "max_failures", 0))
+        batch = int(_number(config, "lookup_batch_size", MAX_LOOKUP_IDS))
         lock_wait = _number(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
         lookback = _number(config, "lookback_minutes", 5)
         settle = _number(config, "write_settle_seconds", WRITE_SETTLE_SECONDS)
@@ -270,29 +277,9 @@ class TargetSettings:
         return self.state_dir / digest
 
 
-def _int(config: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
-    value = config.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return value
-
-
 def _number(config: Mapping[str, Any], name: str, default: float) -> float:
-    """A number >= 0; numeric strings accepted (environment variables arrive as text)."""
     value = config.get(name)
-    if value is None:
-        return float(default)
-    try:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(name, f"{name} must be a number >= 0, got {value!r}")
-    return seconds
+    return parse_number(name, default if value is None else value, NUMBER_RULES[name])
 
 
 def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:

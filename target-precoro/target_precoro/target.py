@@ -18,11 +18,12 @@ from typing import IO, Any, NoReturn
 from precoro_client.account_lock import AccountLock, AccountLocked, account_lock
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import ConfigError
+from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
+from singer_sdk.exceptions import InvalidInputLine
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
@@ -268,7 +269,7 @@ def _dependency_rank() -> dict[str, int]:
 DRAIN_RANK = _dependency_rank()
 
 
-class TargetPrecoro(Target):
+class TargetPrecoro(PrecoroPlugin, Target):
     """Singer target writing ERP master data to Precoro by externalId."""
 
     name = "target-precoro"
@@ -297,9 +298,9 @@ class TargetPrecoro(Target):
 
     # --- configuration ----------------------------------------------------------------
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """SDK schema checks plus the checks the schema cannot express."""
-        errors = super()._validate_config(raise_errors=raise_errors)
+    @override
+    def check_settings(self) -> list[str]:
+        """The checks the schema cannot express (numbers are already parsed)."""
         problems: list[str] = []
         try:
             self.precoro_settings = PrecoroSettings.from_config(self.config)
@@ -309,9 +310,7 @@ class TargetPrecoro(Target):
             self.target_settings = TargetSettings.from_config(self.config)
         except ConfigError as exc:
             problems.append(str(exc))
-        if problems and raise_errors:
-            raise ConfigValidationError(problems[0], errors=problems)
-        return [*errors, *problems]
+        return problems
 
     # --- the run ----------------------------------------------------------------------
 

@@ -16,16 +16,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
+
+from precoro_client.errors import ConfigError
+from precoro_client.numbers import parse_number
 
 from tap_precoro.webhooks.inbox import InboxMissing, SqliteInbox
 from tap_precoro.webhooks.receiver import (
     DEFAULT_HEARTBEAT_SECONDS,
     DEFAULT_MAX_BODY,
     DEFAULT_THREADS,
+    NUMBER_RULES,
     Receiver,
     ReceiverSettings,
 )
@@ -48,6 +52,18 @@ def consumed_position(state: Mapping[str, Any]) -> int | None:
         and "position" in stream["webhooks"]
     ]
     return min(positions) if positions else None
+
+
+def _number_option(name: str) -> Callable[[str], int | float]:
+    """An argparse type parsing `--<name>` with the shared parser and its range."""
+
+    def parse(text: str) -> int | float:
+        try:
+            return parse_number(name, text, NUMBER_RULES[name])
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
@@ -142,16 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="receive Precoro webhooks into the inbox")
     serve.add_argument("--inbox", required=True, help="SQLite inbox file (created if missing)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8900)
+    serve.add_argument("--port", type=_number_option("port"), default=8900)
     serve.add_argument("--secret", help=f"shared secret; prefer the {SECRET_ENV} variable")
-    serve.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
+    serve.add_argument(
+        "--max-body-bytes", type=_number_option("max_body_bytes"), default=DEFAULT_MAX_BODY
+    )
     serve.add_argument(
         "--heartbeat-seconds",
-        type=float,
+        type=_number_option("heartbeat_seconds"),
         default=DEFAULT_HEARTBEAT_SECONDS,
         help="liveness marker interval; the tap reconciles after a longer silence (0: off)",
     )
-    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    serve.add_argument("--threads", type=_number_option("threads"), default=DEFAULT_THREADS)
     serve.add_argument("--log-level", default="INFO")
 
     status = sub.add_parser("status", help="show inbox depth, head and receiver liveness")

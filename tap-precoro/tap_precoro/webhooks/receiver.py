@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from precoro_client.numbers import NumberRule, parse_number
 from waitress.server import create_server
 
 from tap_precoro.webhooks.inbox import Inbox, SqliteInbox
@@ -42,6 +43,14 @@ DEFAULT_HEARTBEAT_SECONDS = 60.0
 DEFAULT_THREADS = 8
 WEBHOOK_PATH = "/webhook"
 HEALTH_PATH = "/health"
+
+NUMBER_RULES: dict[str, NumberRule] = {
+    "max_body_bytes": NumberRule(integer=True, minimum=64, maximum=1_048_576),
+    "heartbeat_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
+    "threads": NumberRule(integer=True, minimum=1, maximum=64),
+    "port": NumberRule(integer=True, minimum=0, maximum=65_535),
+}
+"""Type and range of the receiver's numeric settings (parsed by `parse_number`)."""
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -61,9 +70,9 @@ class ReceiverSettings:
         if len(self.secret) < MIN_SECRET_LENGTH:
             msg = f"the webhook secret must be at least {MIN_SECRET_LENGTH} characters"
             raise ValueError(msg)
-        if self.max_body_bytes < 64:
-            msg = "max_body_bytes must be at least 64"
-            raise ValueError(msg)
+        for name in ("max_body_bytes", "heartbeat_seconds"):
+            parsed = parse_number(name, getattr(self, name), NUMBER_RULES[name])
+            object.__setattr__(self, name, parsed)
 
     def __repr__(self) -> str:
         """Never show the secret."""
