@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from precoro_client.client import Page
 from precoro_client.errors import BudgetExhausted, NotFound
 from precoro_client.registry import Entity
 from precoro_client.registry import get as get_entity
@@ -32,6 +33,7 @@ from tap_precoro.bookmarks import (
     query_fingerprint,
     to_state_timestamp,
 )
+from tap_precoro.list_order import ListOrder
 from tap_precoro.webhook_sync import webhook_records
 
 if TYPE_CHECKING:
@@ -290,15 +292,14 @@ class IncrementalStream(PrecoroStream):
             )
         else:
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
-        params = list(base)
-        if progress.since:
-            timezone = str(self.config.get("api_timezone", "UTC"))
-            since_value = modified_since_param(parse_timestamp(progress.since), timezone)
-            params.append(("modifiedSince", since_value))
         delivered = tracker.recent
         lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
-        for page, rows in self.read_pages(path, params, progress):
+        order = ListOrder.from_state(progress.order)
+        read: dict[str, str] = {}
+        while True:
+            page = self.list_page(path, self.pass_params(base, progress), progress.next_page)
+            rows = [row for row in page.records if isinstance(row, dict)]
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
                 progress.started_at = self.pass_start_time(server_time)
@@ -308,6 +309,11 @@ class IncrementalStream(PrecoroStream):
                 updated = str(row.get("updateDate"))
                 if row_id in already:
                     continue
+                if read.setdefault(row_id, updated) != updated and progress.cursor is None:
+                    # A newer version later in the same pass: the row moved behind the
+                    # page-number cursor, so a row at a page boundary may be skipped.
+                    progress.suspect = True
+                    read[row_id] = updated
                 if delivered.get(row_id) == updated:
                     # Already delivered (by an earlier pass or a webhook): keep it known
                     # while the next pass still lists it, so it is not sent again then.
@@ -325,12 +331,52 @@ class IncrementalStream(PrecoroStream):
                     progress.page_emitted.append(row_id)
                     tracker.save_pass(progress)
                     self.checkpoint()
-            progress.next_page = page + 1
+            order.observe(rows)
+            progress.order = order.to_state()
             progress.page_emitted = []
+            if not page.has_next:
+                break
+            self.next_query(progress, order, filtered=base != list(self.entity.base_params))
             tracker.save_pass(progress)
             self.checkpoint()
         tracker.complete_pass(progress, lookback)
         self.checkpoint()
+
+    def pass_params(self, base: Params, progress: Pass) -> Params:
+        """The pass's list query: its filters and `modifiedSince`.
+
+        `modifiedSince` is the value cursor when the pass pages by value, else its `since`.
+        """
+        since = progress.cursor or progress.since
+        if not since:
+            return list(base)
+        timezone = str(self.config.get("api_timezone", "UTC"))
+        return [*base, ("modifiedSince", modified_since_param(parse_timestamp(since), timezone))]
+
+    def next_query(self, progress: Pass, order: ListOrder, *, filtered: bool) -> None:
+        """Move the pass to its next page in the way its list order cannot skip under.
+
+        See `list_order`: under `updateDate` ascending the next query starts at the
+        last row's `updateDate` (page 1), unless that value cannot move; otherwise the
+        next page number, and a filtered query paged by number is suspect.
+        """
+        last = order.last_updated
+        if order.by_updated_ascending and last is not None:
+            current = progress.cursor or progress.since
+            if current is None or parse_timestamp(last) > parse_timestamp(current):
+                progress.cursor = last
+                progress.next_page = 1
+                return
+            # A whole page in the cursor's second: an edit there moves a row out of it.
+            progress.suspect = True
+        elif filtered:
+            progress.suspect = True
+        progress.next_page += 1
+
+    def list_page(self, path: str, params: Params, number: int) -> Page:
+        """One list call: page `number` of the query."""
+        pages = self.precoro_tap.client.iter_pages(path, params, self.page_size, start_page=number)
+        return next(iter(pages))
 
     @staticmethod
     def next_pass_lists(version: str, progress: Pass, lookback: timedelta) -> bool:
