@@ -15,7 +15,10 @@ State layout of an incremental stream::
      "pass": {"since": ..., "started_at": ..., "next_page": 3, "query": "<hash>",
               "page_emitted": ["<id>", ...], "recent": {...},
               "cursor": "<modifiedSince when paging by value>", "order": {...},
-              "suspect": false}}
+              "suspect": false, "sketch": {...}},
+     "sweep": {"since": ..., "started_at": ..., "sketch": {...}, "progress": {...}}}
+
+`sweep` is left by a suspect pass for the next run: see `tap_precoro.sweep`.
 
 How a pass pages (by page number, or by a `modifiedSince` value under an
 `updateDate`-ascending order) is decided from the rows it reads: see `list_order`.
@@ -84,6 +87,8 @@ class Pass:
     suspect: bool = False
     """The pass paged by page number over more than one page where a row may have
     left the result or moved behind the cursor: the completeness sweep checks it."""
+    sketch: dict[str, Any] = field(default_factory=dict)
+    """Compact record of the ids read so far (`tap_precoro.sweep.Sketch`)."""
 
     def to_state(self) -> dict[str, Any]:
         """Serialise for the stream state."""
@@ -97,6 +102,7 @@ class Pass:
             "cursor": self.cursor,
             "order": dict(self.order),
             "suspect": self.suspect,
+            "sketch": dict(self.sketch),
         }
 
     @classmethod
@@ -112,6 +118,7 @@ class Pass:
             cursor=str(raw["cursor"]) if raw.get("cursor") else None,
             order=dict(raw["order"]) if isinstance(raw.get("order"), Mapping) else {},
             suspect=bool(raw.get("suspect", False)),
+            sketch=dict(raw["sketch"]) if isinstance(raw.get("sketch"), Mapping) else {},
         )
 
 

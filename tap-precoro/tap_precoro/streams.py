@@ -9,7 +9,7 @@ a page's records have all been emitted.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from tap_precoro.bookmarks import (
     to_state_timestamp,
 )
 from tap_precoro.list_order import ListOrder
+from tap_precoro.sweep import Sketch, sweep_counts
 from tap_precoro.webhook_sync import webhook_records
 
 if TYPE_CHECKING:
@@ -276,8 +277,14 @@ class IncrementalStream(PrecoroStream):
         state["recent"] = dict(list(recent.items())[-RECENT_LIMIT:])
 
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Run (or resume) one pass over everything changed since the bookmark."""
-        tracker = IncrementalState(self.get_context_state(context), "updateDate")
+        """Run (or resume) one pass over everything changed since the bookmark.
+
+        A completeness sweep left due by the previous pass runs first (`sweep`).
+        """
+        state = self.get_context_state(context)
+        if isinstance(state.get("sweep"), Mapping):
+            yield from self.sweep(context)
+        tracker = IncrementalState(state, "updateDate")
         base = self.base_params(context)
         path = self.list_path(context)
         query = query_fingerprint(path, base, self.page_size)
@@ -295,11 +302,16 @@ class IncrementalStream(PrecoroStream):
         delivered = tracker.recent
         lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
-        order = ListOrder.from_state(progress.order)
         read: dict[str, str] = {}
-        while True:
-            page = self.list_page(path, self.pass_params(base, progress), progress.next_page)
-            rows = [row for row in page.records if isinstance(row, dict)]
+        sketch = Sketch.from_state(progress.sketch)
+
+        def save() -> None:
+            progress.sketch = sketch.to_state()
+            tracker.save_pass(progress)
+            self.checkpoint()
+
+        filtered = base != list(self.entity.base_params)
+        for _page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
                 progress.started_at = self.pass_start_time(server_time)
@@ -309,11 +321,10 @@ class IncrementalStream(PrecoroStream):
                 updated = str(row.get("updateDate"))
                 if row_id in already:
                     continue
-                if read.setdefault(row_id, updated) != updated and progress.cursor is None:
+                if row_id in read and read[row_id] != updated and progress.cursor is None:
                     # A newer version later in the same pass: the row moved behind the
                     # page-number cursor, so a row at a page boundary may be skipped.
                     progress.suspect = True
-                    read[row_id] = updated
                 if delivered.get(row_id) == updated:
                     # Already delivered (by an earlier pass or a webhook): keep it known
                     # while the next pass still lists it, so it is not sent again then.
@@ -329,17 +340,145 @@ class IncrementalStream(PrecoroStream):
                 yield record
                 if fetch:
                     progress.page_emitted.append(row_id)
-                    tracker.save_pass(progress)
-                    self.checkpoint()
+                    save()
+            for row in rows:
+                row_id = str(row.get("id"))
+                if row_id not in read and sweep_counts(row, progress.since, progress.started_at):
+                    sketch.toggle(int(row_id))
+                read[row_id] = str(row.get("updateDate"))
+        tracker.complete_pass(progress, lookback)
+        if progress.suspect:
+            state["sweep"] = {
+                "since": progress.since,
+                "started_at": progress.started_at,
+                "sketch": sketch.to_state(),
+            }
+            self.logger.warning(
+                "%s: rows may have left the result or moved while it was paged; "
+                "the next run sweeps this pass's window for skipped rows",
+                self.name,
+            )
+        self.checkpoint()
+
+    def pages_of(
+        self,
+        path: str,
+        base: Params,
+        progress: Pass,
+        save: Callable[[], None],
+        *,
+        filtered: bool,
+    ) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+        """Yield (page, rows) of a pass, moving to each next page as `next_query` says.
+
+        The caller handles a page's rows before asking for the next one; `save` then
+        records the progress (a checkpoint).
+        """
+        order = ListOrder.from_state(progress.order)
+        while True:
+            page = self.list_page(path, self.pass_params(base, progress), progress.next_page)
+            rows = [row for row in page.records if isinstance(row, dict)]
+            yield page, rows
             order.observe(rows)
             progress.order = order.to_state()
             progress.page_emitted = []
             if not page.has_next:
-                break
-            self.next_query(progress, order, filtered=base != list(self.entity.base_params))
-            tracker.save_pass(progress)
+                return
+            self.next_query(progress, order, filtered=filtered)
+            save()
+
+    def sweep(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The completeness sweep of a suspect pass (see `tap_precoro.sweep`).
+
+        Lists the pass's window without the status/enable filters (applied to the rows
+        instead), builds the sketch of the ids the pass should have read, and emits
+        the ones the pass's own sketch lacks. Resumable like a pass.
+        """
+        state = self.get_context_state(context)
+        due = dict(state["sweep"])
+        since = str(due["since"]) if due.get("since") else None
+        until = str(due.get("started_at") or "") or None
+        raw = due.get("progress")
+        progress = (
+            Pass.from_state(raw)
+            if isinstance(raw, Mapping)
+            else Pass(since=since, started_at=until, next_page=1, query="sweep")
+        )
+        listed = Sketch.from_state(progress.sketch)
+        versions: dict[int, tuple[str | None, str]] = {}
+        calls = self.precoro_tap.client.call_count
+
+        def save() -> None:
+            progress.sketch = listed.to_state()
+            state["sweep"] = {**due, "progress": progress.to_state()}
             self.checkpoint()
-        tracker.complete_pass(progress, lookback)
+
+        base = list(self.entity.base_params)
+        seen: dict[int, str] = {}
+        for _page, rows in self.pages_of(
+            self.list_path(context), base, progress, save, filtered=False
+        ):
+            for row in rows:
+                try:
+                    row_id = int(row.get("id"))  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    continue
+                updated = str(row.get("updateDate"))
+                if row_id in seen:
+                    if seen[row_id] != updated and progress.cursor is None:
+                        progress.suspect = True
+                    continue
+                seen[row_id] = updated
+                if self.matches_filters(row, context) and sweep_counts(row, since, until):
+                    listed.toggle(row_id)
+                    idn = row.get("idn")
+                    versions[row_id] = (str(idn) if idn is not None else None, updated)
+        differing = Sketch.from_state(due.get("sketch")).difference(listed).peel()
+        list_calls = self.precoro_tap.client.call_count - calls
+        state.pop("sweep", None)
+        if differing is None:
+            self.logger.warning(
+                "%s: the sweep found more differences than it can name; re-reading the "
+                "window from %s as a pass (records may be sent again, none is lost)",
+                self.name,
+                since or "the start",
+            )
+            state.pop("pass", None)
+            if since is not None:
+                state["replication_key_value"] = since
+            else:
+                state.pop("replication_key_value", None)
+            self.checkpoint()
+            return
+        missed = sorted(key for key in differing if key in versions or key not in seen)
+        emitted: list[int] = []
+        for key in missed:
+            idn, listed_version = versions.get(key, (None, ""))
+            if (
+                until
+                and listed_version
+                and parse_timestamp(listed_version) >= parse_timestamp(until)
+            ):
+                continue  # changed since the pass: a later pass delivered it
+            record = self.fetch_current(key, idn)
+            if record is None or not self.matches_filters(record, context):
+                continue
+            updated = str(record.get("updateDate"))
+            if until and parse_timestamp(updated) >= parse_timestamp(until):
+                continue  # changed since: a later pass delivered it
+            if self.first_emission(record):
+                emitted.append(key)
+                yield record
+        if progress.suspect:  # the sweep's own listing moved: sweep again next run
+            sketch = Sketch.from_state(due.get("sketch"))
+            sketch.add_all(emitted)
+            state["sweep"] = {"since": since, "started_at": until, "sketch": sketch.to_state()}
+        self.logger.info(
+            "%s: completeness sweep: %d list calls, %d skipped rows found and emitted",
+            self.name,
+            list_calls,
+            len(emitted),
+        )
         self.checkpoint()
 
     def pass_params(self, base: Params, progress: Pass) -> Params:

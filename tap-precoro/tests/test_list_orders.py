@@ -77,3 +77,96 @@ def test_an_edit_while_paging_loses_nothing(sandbox_factory, make_config, order)
     assert_nothing_lost(
         stored_versions(sb, "suppliers"), latest_emitted(first, second, stream="suppliers")
     )
+
+
+FILTERED = [
+    # (stream, config, filter the list query sends, the change that makes a row leave)
+    ("suppliers", {"include_disabled": False}, {"enable": 1}, {"action": "disable"}),
+    (
+        "invoices",
+        {"status_filters": {"invoices": [2]}},
+        {"status[]": 2},
+        {"action": "status", "status": 3},
+    ),
+]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("case", FILTERED, ids=["disable", "status"])
+def test_a_row_leaving_a_filtered_result_while_paging_loses_nothing(
+    sandbox_factory, make_config, order, case
+):
+    """A row of page 1 leaves the filtered result after page 1 is served: the rows
+    behind it shift one place earlier, and (except under the value cursor) the first
+    row of page 2 is never served. The next run's sweep finds and emits it."""
+    stream, settings, query, change = case
+    sb = sandbox_factory(order=order, scale=60)
+    sb.admin.set_paging_mutations(
+        [
+            {"entity": stream, "after_page": 1, "row": 0, **change},
+            {"entity": stream, "after_page": 2, "row": 3, **change},
+        ]
+    )
+    config = make_config(sb, page_size=PAGE, fetch_details=False, lookback_minutes=0, **settings)
+    first, second = two_runs(sb, config, [stream])
+    assert_each_run_emits_a_record_once(first, second)
+    assert_nothing_lost(
+        stored_versions(sb, stream, **query), latest_emitted(first, second, stream=stream)
+    )
+
+
+def test_the_sweep_costs_one_list_call_per_page_and_one_call_per_skipped_row(
+    sandbox_factory, make_config
+):
+    """Counted apart from the pass: the sweep lists the window once without the status
+    filter and reads in full only the rows the pass skipped (here two documents)."""
+    sb = sandbox_factory(scale=60)
+    change = {"action": "status", "status": 3}
+    sb.admin.set_paging_mutations(
+        [
+            {"entity": "invoices", "after_page": 1, "row": 0, **change},
+            {"entity": "invoices", "after_page": 2, "row": 3, **change},
+        ]
+    )
+    config = make_config(sb, page_size=PAGE, status_filters={"invoices": [2]})
+    first = _run(config, None, ["invoices"])
+    assert "sweep" in first.state["bookmarks"]["invoices"]
+    sb.admin.set_paging_mutations([])
+    sb.admin.reset_counters()
+
+    second = _run(config, first.state, ["invoices"])
+    counters = sb.admin.counters()
+    every_invoice = len(stored_versions(sb, "invoices"))
+    sweep_calls = -(-every_invoice // PAGE)
+    pass_calls = 1  # nothing changed inside the filter since: one empty page
+    assert counters.get("GET", "/invoices") == sweep_calls + pass_calls
+    assert counters.get("GET", "/invoices/{idn}") == 2 == len(second.records["invoices"])
+    assert "sweep" not in second.state["bookmarks"]["invoices"]
+    assert_nothing_lost(
+        stored_versions(sb, "invoices", **{"status[]": 2}),
+        latest_emitted(first, second, stream="invoices"),
+    )
+
+    sb.admin.reset_counters()
+    third = _run(config, second.state, ["invoices"])
+    assert sb.admin.counters().get("GET", "/invoices") == 1  # no sweep without a suspect pass
+    assert not third.records.get("invoices")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_first_sync_still_costs_the_minimum_and_leaves_no_sweep(
+    sandbox_factory, make_config, order
+):
+    """Unfiltered and unchanged: ceil(n/page) list calls (one more under updateDate
+    ascending, whose value cursor re-reads the last row of each page) and no sweep."""
+    sb = sandbox_factory(order=order, scale=60)
+    config = make_config(sb, page_size=PAGE, fetch_details=False)
+    run = _run(config, None, ["suppliers"])
+    rows = len(run.records["suppliers"])
+    calls = sb.admin.counters().get("GET", "/suppliers")
+    minimum = -(-rows // PAGE)
+    if order == "updated_asc":
+        assert calls == 1 + -(-(rows - PAGE) // (PAGE - 1))
+    else:
+        assert calls == minimum
+    assert "sweep" not in run.state["bookmarks"]["suppliers"]
