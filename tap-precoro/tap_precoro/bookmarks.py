@@ -16,7 +16,9 @@ State layout of an incremental stream::
               "page_emitted": ["<id>", ...], "recent": {...},
               "cursor": "<modifiedSince when paging by value>", "order": {...},
               "suspect": false, "sketch": {...}},
-     "sweep": {"since": ..., "started_at": ..., "sketch": {...}, "progress": {...}}}
+     "sweep": {"since": ..., "started_at": ..., "sketch": {...}, "progress": {...}},
+     "delivered": {"sketch": {...}, "created_from": ..., "created_until": ...,
+                   "swept_at": ...}}
 
 `sweep` is left by a suspect pass for the next run: see `tap_precoro.sweep`.
 
@@ -89,6 +91,8 @@ class Pass:
     left the result or moved behind the cursor: the completeness sweep checks it."""
     sketch: dict[str, Any] = field(default_factory=dict)
     """Compact record of the ids read so far (`tap_precoro.sweep.Sketch`)."""
+    created: dict[str, Any] = field(default_factory=dict)
+    """Sketch of the ids read that were created since the previous pass started."""
 
     def to_state(self) -> dict[str, Any]:
         """Serialise for the stream state."""
@@ -103,6 +107,7 @@ class Pass:
             "order": dict(self.order),
             "suspect": self.suspect,
             "sketch": dict(self.sketch),
+            "created": dict(self.created),
         }
 
     @classmethod
@@ -119,6 +124,7 @@ class Pass:
             order=dict(raw["order"]) if isinstance(raw.get("order"), Mapping) else {},
             suspect=bool(raw.get("suspect", False)),
             sketch=dict(raw["sketch"]) if isinstance(raw.get("sketch"), Mapping) else {},
+            created=dict(raw["created"]) if isinstance(raw.get("created"), Mapping) else {},
         )
 
 

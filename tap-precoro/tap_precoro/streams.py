@@ -34,7 +34,7 @@ from tap_precoro.bookmarks import (
     to_state_timestamp,
 )
 from tap_precoro.list_order import ListOrder
-from tap_precoro.sweep import Sketch, sweep_counts
+from tap_precoro.sweep import DeliveredRecord, Sketch, created_within, sweep_counts
 from tap_precoro.webhook_sync import webhook_records
 
 if TYPE_CHECKING:
@@ -282,10 +282,13 @@ class IncrementalStream(PrecoroStream):
         A completeness sweep left due by the previous pass runs first (`sweep`).
         """
         state = self.get_context_state(context)
+        base = self.base_params(context)
+        filtered = base != list(self.entity.base_params)
+        if not isinstance(state.get("sweep"), Mapping) and not filtered:
+            self.arm_periodic_sweep(state)
         if isinstance(state.get("sweep"), Mapping):
             yield from self.sweep(context)
         tracker = IncrementalState(state, "updateDate")
-        base = self.base_params(context)
         path = self.list_path(context)
         query = query_fingerprint(path, base, self.page_size)
         progress = tracker.current_pass()
@@ -304,13 +307,15 @@ class IncrementalStream(PrecoroStream):
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
         read: dict[str, str] = {}
         sketch = Sketch.from_state(progress.sketch)
+        history = DeliveredRecord.from_state(state.get("delivered"))
+        created = Sketch.from_state(progress.created)
 
         def save() -> None:
             progress.sketch = sketch.to_state()
+            progress.created = created.to_state()
             tracker.save_pass(progress)
             self.checkpoint()
 
-        filtered = base != list(self.entity.base_params)
         for _page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
@@ -343,10 +348,17 @@ class IncrementalStream(PrecoroStream):
                     save()
             for row in rows:
                 row_id = str(row.get("id"))
-                if row_id not in read and sweep_counts(row, progress.since, progress.started_at):
-                    sketch.toggle(int(row_id))
+                if row_id not in read:
+                    if sweep_counts(row, progress.since, progress.started_at):
+                        sketch.toggle(int(row_id))
+                    if created_within(row, history.created_until, progress.started_at):
+                        created.toggle(int(row_id))
                 read[row_id] = str(row.get("updateDate"))
         tracker.complete_pass(progress, lookback)
+        if not filtered and progress.started_at is not None:
+            state["delivered"] = history.after_pass(
+                created, progress.started_at, full=progress.since is None
+            ).to_state()
         if progress.suspect:
             state["sweep"] = {
                 "since": progress.since,
@@ -359,6 +371,22 @@ class IncrementalStream(PrecoroStream):
                 self.name,
             )
         self.checkpoint()
+
+    def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
+        """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
+        hours = float(self.config.get("completeness_sweep_hours", 168))
+        record = DeliveredRecord.from_state(state.get("delivered"))
+        if hours <= 0 or record.created_until is None or record.swept_at is None:
+            return
+        if datetime.now(UTC) - parse_timestamp(record.swept_at) < timedelta(hours=hours):
+            return
+        state["sweep"] = {
+            "kind": "periodic",
+            "since": None,
+            "created_from": record.created_from,
+            "started_at": record.created_until,
+            "sketch": record.sketch.to_state(),
+        }
 
     def pages_of(
         self,
@@ -398,6 +426,14 @@ class IncrementalStream(PrecoroStream):
         due = dict(state["sweep"])
         since = str(due["since"]) if due.get("since") else None
         until = str(due.get("started_at") or "") or None
+        periodic = due.get("kind") == "periodic"
+        created_from = str(due["created_from"]) if due.get("created_from") else None
+
+        def counts(row: Mapping[str, Any]) -> bool:
+            if periodic:
+                return created_within(row, created_from, until)
+            return sweep_counts(row, since, until)
+
         raw = due.get("progress")
         progress = (
             Pass.from_state(raw)
@@ -429,7 +465,7 @@ class IncrementalStream(PrecoroStream):
                         progress.suspect = True
                     continue
                 seen[row_id] = updated
-                if self.matches_filters(row, context) and sweep_counts(row, since, until):
+                if self.matches_filters(row, context) and counts(row):
                     listed.toggle(row_id)
                     idn = row.get("idn")
                     versions[row_id] = (str(idn) if idn is not None else None, updated)
@@ -464,12 +500,16 @@ class IncrementalStream(PrecoroStream):
             if record is None or not self.matches_filters(record, context):
                 continue
             updated = str(record.get("updateDate"))
-            if until and parse_timestamp(updated) >= parse_timestamp(until):
+            if not periodic and until and parse_timestamp(updated) >= parse_timestamp(until):
                 continue  # changed since: a later pass delivered it
             if self.first_emission(record):
                 emitted.append(key)
                 yield record
-        if progress.suspect:  # the sweep's own listing moved: sweep again next run
+        if periodic:  # the record now holds what the list holds
+            state["delivered"] = DeliveredRecord(
+                listed, created_from, until, to_state_timestamp(datetime.now(UTC))
+            ).to_state()
+        elif progress.suspect:  # the sweep's own listing moved: sweep again next run
             sketch = Sketch.from_state(due.get("sketch"))
             sketch.add_all(emitted)
             state["sweep"] = {"since": since, "started_at": until, "sketch": sketch.to_state()}
@@ -508,7 +548,9 @@ class IncrementalStream(PrecoroStream):
                 return
             # A whole page in the cursor's second: an edit there moves a row out of it.
             progress.suspect = True
-        elif filtered:
+        elif filtered or progress.cursor is not None:
+            # Rows may leave a filtered result; or rows the value cursor passed over
+            # refute `updateDate` ascending, so it may have jumped over rows.
             progress.suspect = True
         progress.next_page += 1
 

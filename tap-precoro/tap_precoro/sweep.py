@@ -140,3 +140,77 @@ def sweep_counts(row: Mapping[str, Any], since: str | None, started_at: str | No
         return parse_timestamp(str(row.get("updateDate"))) < limit
     except ValueError:
         return True
+
+
+def created_within(row: Mapping[str, Any], start: str | None, end: str | None) -> bool:
+    """Whether a row's `createDate` is in [start, end) (None: unbounded).
+
+    Rows without a readable `createDate` are never counted, on either side.
+    """
+    created = row.get("createDate")
+    if not created:
+        return False
+    try:
+        moment = parse_timestamp(str(created))
+    except ValueError:
+        return False
+    if start is not None and moment < parse_timestamp(start):
+        return False
+    return end is None or moment < parse_timestamp(end)
+
+
+@dataclass
+class DeliveredRecord:
+    """The periodic sweep's record of every id delivered, in one `Sketch`.
+
+    Each pass adds the rows it read that were created since the previous pass
+    started (each row is created inside exactly one pass's window), so the sketch
+    holds the ids created in [created_from, created_until) that were read; the
+    periodic sweep lists everything and emits the ids the sketch lacks. Kept for
+    unfiltered streams only: a filtered stream first reads many rows long after
+    their creation (when they enter the filter), which no creation window can tell.
+    """
+
+    sketch: Sketch = field(default_factory=Sketch)
+    created_from: str | None = None
+    created_until: str | None = None
+    swept_at: str | None = None
+
+    def after_pass(self, created: Sketch, started_at: str, *, full: bool) -> DeliveredRecord:
+        """The record once a pass (its new ids in `created`) completed.
+
+        A state from before this record existed starts it at this pass, unless the
+        pass read the whole history.
+        """
+        if self.created_until is None:
+            start = None if full else started_at
+            added = created if full else Sketch()
+            return DeliveredRecord(added, start, started_at, started_at)
+        merged = self.sketch.difference(created)
+        return DeliveredRecord(merged, self.created_from, started_at, self.swept_at)
+
+    def to_state(self) -> dict[str, Any]:
+        """Serialise for the stream state."""
+        return {
+            "sketch": self.sketch.to_state(),
+            "created_from": self.created_from,
+            "created_until": self.created_until,
+            "swept_at": self.swept_at,
+        }
+
+    @classmethod
+    def from_state(cls, raw: Any) -> DeliveredRecord:
+        """Read back the record (none yet: an empty one)."""
+        if not isinstance(raw, Mapping):
+            return cls()
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return str(value) if value else None
+
+        return cls(
+            Sketch.from_state(raw.get("sketch")),
+            text("created_from"),
+            text("created_until"),
+            text("swept_at"),
+        )

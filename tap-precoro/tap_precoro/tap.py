@@ -81,6 +81,18 @@ TAP_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "completeness_sweep_hours",
+        th.NumberType,
+        default=168,
+        description=(
+            "Safety net for rows a pass may have skipped for a reason the tap cannot "
+            "see (e.g. a record deleted while it paged): every this many hours, each "
+            "unfiltered incremental stream is listed once in full (list calls only, "
+            "ceil(n/page_size)) and any id never delivered is emitted. Passes the tap "
+            "knows may have skipped are swept in the next run regardless. 0: never."
+        ),
+    ),
+    th.Property(
         "include_disabled",
         th.BooleanType,
         default=True,
@@ -174,6 +186,9 @@ class TapPrecoro(Tap):
         hours = self.config.get("reconcile_every_hours", 24)
         if isinstance(hours, int | float) and hours < 0:
             problems.append(f"reconcile_every_hours {hours!r} must not be negative")
+        sweep_hours = self.config.get("completeness_sweep_hours", 168)
+        if isinstance(sweep_hours, int | float) and sweep_hours < 0:
+            problems.append(f"completeness_sweep_hours {sweep_hours!r} must not be negative")
         timezone = self.config.get("api_timezone", "UTC")
         if not _is_timezone(timezone):
             problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")

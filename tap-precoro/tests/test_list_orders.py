@@ -170,3 +170,69 @@ def test_a_first_sync_still_costs_the_minimum_and_leaves_no_sweep(
     else:
         assert calls == minimum
     assert "sweep" not in run.state["bookmarks"]["suppliers"]
+
+
+def test_the_periodic_sweep_emits_an_id_that_was_never_delivered(sandbox_factory, make_config):
+    """A hole the tap could not see (here: a row removed from what the state says
+    was delivered): the weekly full listing finds it and emits it, and nothing else."""
+    from tap_precoro.sweep import Sketch
+
+    sb = sandbox_factory(scale=60)
+    config = make_config(sb, page_size=PAGE, fetch_details=False)
+    first = _run(config, None, ["suppliers"])
+    delivered = first.state["bookmarks"]["suppliers"]["delivered"]
+    lost = first.ids("suppliers")[17]
+    sketch = Sketch.from_state(delivered["sketch"])
+    sketch.toggle(lost)
+    delivered["sketch"] = sketch.to_state()
+    delivered["swept_at"] = "2000-01-01T00:00:00+00:00"
+    sb.admin.reset_counters()
+
+    second = _run(config, first.state, ["suppliers"])
+    rows = len(first.records["suppliers"])
+    sweep_calls = -(-rows // PAGE) + 1  # the full listing, then the lost row by id
+    assert second.ids("suppliers") == [lost]
+    assert sb.admin.counters().get("GET", "/suppliers") == sweep_calls + 1  # + the pass
+    assert "sweep" not in second.state["bookmarks"]["suppliers"]
+
+    sb.admin.reset_counters()
+    third = _run(config, second.state, ["suppliers"])
+    assert not third.records.get("suppliers")
+    assert sb.admin.counters().get("GET", "/suppliers") == 1  # swept: not due for a week
+
+
+def test_the_periodic_sweep_is_off_at_zero(sandbox_factory, make_config):
+    sb = sandbox_factory()
+    config = make_config(sb, page_size=PAGE, fetch_details=False, completeness_sweep_hours=0)
+    first = _run(config, None, ["suppliers"])
+    first.state["bookmarks"]["suppliers"]["delivered"]["swept_at"] = "2000-01-01T00:00:00+00:00"
+    sb.admin.reset_counters()
+    _run(config, first.state, ["suppliers"])
+    assert sb.admin.counters().get("GET", "/suppliers") == 1
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_due_periodic_sweep_after_changes_while_paging_emits_nothing_twice(
+    sandbox_factory, make_config, order
+):
+    """The delivered record stays exact through edits and inserts made while paging:
+    the sweep finds nothing missing and sends nothing again."""
+    sb = sandbox_factory(order=order, scale=60)
+    sb.admin.set_paging_mutations(
+        [
+            {"entity": "suppliers", "after_page": 1, "row": 2},
+            {"entity": "suppliers", "after_page": 2, "action": "insert"},
+            {"entity": "suppliers", "after_page": 3, "action": "insert"},
+        ]
+    )
+    config = make_config(sb, page_size=PAGE, fetch_details=False, lookback_minutes=0)
+    first, second = two_runs(sb, config, ["suppliers"])
+    second.state["bookmarks"]["suppliers"]["delivered"]["swept_at"] = "2000-01-01T00:00:00+00:00"
+    sb.admin.advance_clock(60)
+    sb.admin.reset_counters()
+    third = _run(config, second.state, ["suppliers"])
+    calls = sb.admin.counters().get("GET", "/suppliers")
+    assert not third.records.get("suppliers")
+    stored = stored_versions(sb, "suppliers")
+    assert calls == -(-len(stored) // PAGE) + 1  # the full listing, then the pass
+    assert_nothing_lost(stored, latest_emitted(first, second, third, stream="suppliers"))
