@@ -60,23 +60,23 @@ def _run(config: dict[str, Any], state: dict[str, Any] | None, streams: list[str
 
 
 @pytest.mark.parametrize("order", ORDERS)
-def test_an_edit_while_paging_loses_nothing(sandbox_factory, make_config, order):
-    """Edits of rows already read: under updateDate-ascending order the row moves to
-    the end and the row at the next page boundary shifts onto a page already read."""
+@pytest.mark.parametrize("stream", ["suppliers", "invoices"])
+def test_an_edit_while_paging_loses_nothing(sandbox_factory, make_config, order, stream):
+    """Edits of rows already read, and inserts: under updateDate-ascending order an
+    edited row moves to the end and the row at the next page boundary shifts onto a
+    page already read. Invoices are read with their details (a checkpoint per record)."""
     sb = sandbox_factory(order=order)
     sb.admin.set_paging_mutations(
         [
-            {"entity": "suppliers", "after_page": 1, "row": 2},
-            {"entity": "suppliers", "after_page": 2, "row": 0},
-            {"entity": "suppliers", "after_page": 2, "action": "insert"},
+            {"entity": stream, "after_page": 1, "row": 2},
+            {"entity": stream, "after_page": 2, "row": 0},
+            {"entity": stream, "after_page": 2, "action": "insert"},
         ]
     )
-    config = make_config(sb, page_size=PAGE, fetch_details=False, lookback_minutes=0)
-    first, second = two_runs(sb, config, ["suppliers"])
+    config = make_config(sb, page_size=PAGE, fetch_details=stream == "invoices", lookback_minutes=0)
+    first, second = two_runs(sb, config, [stream])
     assert_each_run_emits_a_record_once(first, second)
-    assert_nothing_lost(
-        stored_versions(sb, "suppliers"), latest_emitted(first, second, stream="suppliers")
-    )
+    assert_nothing_lost(stored_versions(sb, stream), latest_emitted(first, second, stream=stream))
 
 
 FILTERED = [
@@ -236,3 +236,72 @@ def test_a_due_periodic_sweep_after_changes_while_paging_emits_nothing_twice(
     stored = stored_versions(sb, "suppliers")
     assert calls == -(-len(stored) // PAGE) + 1  # the full listing, then the pass
     assert_nothing_lost(stored, latest_emitted(first, second, third, stream="suppliers"))
+
+
+def _suspect_first_run(sb: Any, config: dict[str, Any]) -> Any:
+    """A first sync of approved invoices during which two approved rows leave."""
+    change = {"action": "status", "status": 3}
+    sb.admin.set_paging_mutations(
+        [
+            {"entity": "invoices", "after_page": 1, "row": 0, **change},
+            {"entity": "invoices", "after_page": 2, "row": 3, **change},
+        ]
+    )
+    first = _run(config, None, ["invoices"])
+    sb.admin.set_paging_mutations([])
+    assert "sweep" in first.state["bookmarks"]["invoices"]
+    return first
+
+
+def test_a_sweep_stopped_by_the_budget_resumes_where_it_stopped(
+    sandbox_factory, make_config, tmp_path
+):
+    from urllib.parse import parse_qs
+
+    sb = sandbox_factory(scale=60)
+    settings = {"page_size": PAGE, "fetch_details": False, "status_filters": {"invoices": [2]}}
+    first = _suspect_first_run(sb, make_config(sb, **settings))
+    sb.admin.reset_counters()
+    day_two = make_config(
+        sb, **settings, max_requests_per_day=4, budget_ledger_path=str(tmp_path / "2.db")
+    )
+    second = _run(day_two, first.state, ["invoices"])
+    assert "progress" in second.state["bookmarks"]["invoices"]["sweep"]
+    stopped_after = sb.admin.counters().get("GET", "/invoices")
+    sb.admin.reset_counters()
+    day_three = make_config(sb, **settings, budget_ledger_path=str(tmp_path / "3.db"))
+    third = _run(day_three, second.state, ["invoices"])
+    pages = [
+        int(parse_qs(r["query"]).get("page", ["1"])[0])
+        for r in sb.admin.requests()
+        if r["path"] == "/invoices" and "modifiedSince" not in r["query"]
+    ]
+    assert pages[0] == stopped_after + 1  # no completed sweep page is read again
+    assert "sweep" not in third.state["bookmarks"]["invoices"]
+    assert_nothing_lost(
+        stored_versions(sb, "invoices", **{"status[]": 2}),
+        latest_emitted(first, second, third, stream="invoices"),
+    )
+
+
+def test_a_sweep_that_cannot_name_the_differences_re_reads_the_window(sandbox_factory, make_config):
+    """More differences than the sketch can recover: the window is read again as a pass
+    (records may be sent twice), and still nothing is lost."""
+    from tap_precoro.sweep import Sketch
+
+    sb = sandbox_factory(scale=60)
+    config = make_config(sb, page_size=PAGE, fetch_details=False, status_filters={"invoices": [2]})
+    first = _suspect_first_run(sb, config)
+    sweep = first.state["bookmarks"]["invoices"]["sweep"]
+    sketch = Sketch.from_state(sweep["sketch"])
+    sketch.add_all(range(1, 200))  # 199 ids the listing will not have
+    sweep["sketch"] = sketch.to_state()
+    second = _run(config, first.state, ["invoices"])
+    # The window was read again from the start: a paged, filtered pass, hence swept next.
+    third = _run(config, second.state, ["invoices"])
+    assert "sweep" not in third.state["bookmarks"]["invoices"]
+    assert not third.records.get("invoices")
+    assert_nothing_lost(
+        stored_versions(sb, "invoices", **{"status[]": 2}),
+        latest_emitted(first, second, third, stream="invoices"),
+    )
