@@ -487,6 +487,7 @@ class IncrementalStream(PrecoroStream):
             self.checkpoint()
             return
         missed = sorted(key for key in differing if key in versions or key not in seen)
+        history = DeliveredRecord.from_state(state.get("delivered"))
         emitted: list[int] = []
         for key in missed:
             idn, listed_version = versions.get(key, (None, ""))
@@ -504,7 +505,11 @@ class IncrementalStream(PrecoroStream):
                 continue  # changed since: a later pass delivered it
             if self.first_emission(record):
                 emitted.append(key)
+                if created_within(record, history.created_from, history.created_until):
+                    history.sketch.toggle(key)  # delivered now: the periodic sweep knows
                 yield record
+        if isinstance(state.get("delivered"), Mapping):
+            state["delivered"] = history.to_state()
         if periodic:  # the record now holds what the list holds
             state["delivered"] = DeliveredRecord(
                 listed, created_from, until, to_state_timestamp(datetime.now(UTC))

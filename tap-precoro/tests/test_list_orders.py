@@ -305,3 +305,28 @@ def test_a_sweep_that_cannot_name_the_differences_re_reads_the_window(sandbox_fa
         stored_versions(sb, "invoices", **{"status[]": 2}),
         latest_emitted(first, second, third, stream="invoices"),
     )
+
+
+def test_a_row_found_by_the_sweep_of_a_pass_is_not_sent_again_by_the_periodic_sweep(
+    sandbox_factory, make_config
+):
+    from tap_precoro.sweep import Sketch
+
+    sb = sandbox_factory(scale=60)
+    config = make_config(sb, page_size=PAGE, fetch_details=False)
+    first = _run(config, None, ["suppliers"])
+    stream_state = first.state["bookmarks"]["suppliers"]
+    lost = first.ids("suppliers")[23]
+    sketch = Sketch.from_state(stream_state["delivered"]["sketch"])
+    sketch.toggle(lost)  # as if the first sync had skipped it
+    stream_state["delivered"]["sketch"] = sketch.to_state()
+    stream_state["sweep"] = {
+        "since": None,
+        "started_at": stream_state["delivered"]["created_until"],
+        "sketch": sketch.to_state(),
+    }
+    second = _run(config, first.state, ["suppliers"])
+    assert second.ids("suppliers") == [lost]
+    second.state["bookmarks"]["suppliers"]["delivered"]["swept_at"] = "2000-01-01T00:00:00+00:00"
+    third = _run(config, second.state, ["suppliers"])
+    assert not third.records.get("suppliers")
