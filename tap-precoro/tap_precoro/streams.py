@@ -416,11 +416,12 @@ class IncrementalStream(PrecoroStream):
             save()
 
     def sweep(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """The completeness sweep of a suspect pass (see `tap_precoro.sweep`).
+        """The completeness sweep that is due (see `tap_precoro.sweep`).
 
-        Lists the pass's window without the status/enable filters (applied to the rows
-        instead), builds the sketch of the ids the pass should have read, and emits
-        the ones the pass's own sketch lacks. Resumable like a pass.
+        Lists the window without the status/enable filters (applied to the rows
+        instead), builds the sketch of the ids that should have been read, and emits
+        the ones the saved sketch lacks, one call each. Resumable: the listing saves
+        its progress per page, then the ids still to emit are saved before each one.
         """
         state = self.get_context_state(context)
         due = dict(state["sweep"])
@@ -428,12 +429,65 @@ class IncrementalStream(PrecoroStream):
         until = str(due.get("started_at") or "") or None
         periodic = due.get("kind") == "periodic"
         created_from = str(due["created_from"]) if due.get("created_from") else None
+        calls = self.precoro_tap.client.call_count
+        if not isinstance(due.get("missing"), list):
+            found = self.sweep_listing(context, due)
+            if found is None:
+                return
+            due = {key: value for key, value in due.items() if key != "progress"}
+            due.update(found)
+            state["sweep"] = due
+            self.checkpoint()
+        missing = [int(key) for key in due["missing"]]
+        history = DeliveredRecord.from_state(state.get("delivered"))
+        emitted: list[int] = []
+        idns = {int(k): str(v) for k, v in (due.get("idns") or {}).items()}
+        for key in list(missing):
+            record = self.fetch_current(key, idns.get(key))
+            changed = (
+                record is not None
+                and not periodic
+                and until is not None
+                and parse_timestamp(str(record.get("updateDate"))) >= parse_timestamp(until)
+            )
+            keep = record is not None and not changed and self.matches_filters(record, context)
+            if record is not None and keep and self.first_emission(record):
+                emitted.append(key)
+                if created_within(record, history.created_from, history.created_until):
+                    history.sketch.toggle(key)  # delivered now: the periodic sweep knows
+                yield record
+            missing.remove(key)
+            state["sweep"] = {**due, "missing": list(missing)}
+            if isinstance(state.get("delivered"), Mapping):
+                state["delivered"] = history.to_state()
+            self.checkpoint()
+        state.pop("sweep", None)
+        listed = Sketch.from_state(due.get("listed"))
+        if periodic:  # the record now holds what the list holds
+            state["delivered"] = DeliveredRecord(
+                listed, created_from, until, to_state_timestamp(datetime.now(UTC))
+            ).to_state()
+        elif due.get("suspect"):  # the sweep's own listing moved: sweep again next run
+            sketch = Sketch.from_state(due.get("sketch"))
+            sketch.add_all(emitted)
+            state["sweep"] = {"since": since, "started_at": until, "sketch": sketch.to_state()}
+        self.logger.info(
+            "%s: completeness sweep: %d calls, %d skipped rows found and emitted",
+            self.name,
+            self.precoro_tap.client.call_count - calls,
+            len(emitted),
+        )
+        self.checkpoint()
 
-        def counts(row: Mapping[str, Any]) -> bool:
-            if periodic:
-                return created_within(row, created_from, until)
-            return sweep_counts(row, since, until)
-
+    def sweep_listing(
+        self, context: Context | None, due: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """List the sweep's window; return the ids to emit (None: re-read as a pass)."""
+        state = self.get_context_state(context)
+        since = str(due["since"]) if due.get("since") else None
+        until = str(due.get("started_at") or "") or None
+        periodic = due.get("kind") == "periodic"
+        created_from = str(due["created_from"]) if due.get("created_from") else None
         raw = due.get("progress")
         progress = (
             Pass.from_state(raw)
@@ -442,15 +496,19 @@ class IncrementalStream(PrecoroStream):
         )
         listed = Sketch.from_state(progress.sketch)
         versions: dict[int, tuple[str | None, str]] = {}
-        calls = self.precoro_tap.client.call_count
+        seen: dict[int, str] = {}
 
         def save() -> None:
             progress.sketch = listed.to_state()
             state["sweep"] = {**due, "progress": progress.to_state()}
             self.checkpoint()
 
+        def counts(row: Mapping[str, Any]) -> bool:
+            if periodic:
+                return created_within(row, created_from, until)
+            return sweep_counts(row, since, until)
+
         base = list(self.entity.base_params)
-        seen: dict[int, str] = {}
         for _page, rows in self.pages_of(
             self.list_path(context), base, progress, save, filtered=False
         ):
@@ -470,8 +528,6 @@ class IncrementalStream(PrecoroStream):
                     idn = row.get("idn")
                     versions[row_id] = (str(idn) if idn is not None else None, updated)
         differing = Sketch.from_state(due.get("sketch")).difference(listed).peel()
-        list_calls = self.precoro_tap.client.call_count - calls
-        state.pop("sweep", None)
         if differing is None:
             self.logger.warning(
                 "%s: the sweep found more differences than it can name; re-reading the "
@@ -479,52 +535,32 @@ class IncrementalStream(PrecoroStream):
                 self.name,
                 since or "the start",
             )
-            state.pop("pass", None)
+            for key in ("sweep", "pass"):
+                state.pop(key, None)
             if since is not None:
                 state["replication_key_value"] = since
             else:
                 state.pop("replication_key_value", None)
             self.checkpoint()
-            return
-        missed = sorted(key for key in differing if key in versions or key not in seen)
-        history = DeliveredRecord.from_state(state.get("delivered"))
-        emitted: list[int] = []
-        for key in missed:
-            idn, listed_version = versions.get(key, (None, ""))
-            if (
-                until
-                and listed_version
-                and parse_timestamp(listed_version) >= parse_timestamp(until)
-            ):
-                continue  # changed since the pass: a later pass delivered it
-            record = self.fetch_current(key, idn)
-            if record is None or not self.matches_filters(record, context):
-                continue
-            updated = str(record.get("updateDate"))
-            if not periodic and until and parse_timestamp(updated) >= parse_timestamp(until):
-                continue  # changed since: a later pass delivered it
-            if self.first_emission(record):
-                emitted.append(key)
-                if created_within(record, history.created_from, history.created_until):
-                    history.sketch.toggle(key)  # delivered now: the periodic sweep knows
-                yield record
-        if isinstance(state.get("delivered"), Mapping):
-            state["delivered"] = history.to_state()
-        if periodic:  # the record now holds what the list holds
-            state["delivered"] = DeliveredRecord(
-                listed, created_from, until, to_state_timestamp(datetime.now(UTC))
-            ).to_state()
-        elif progress.suspect:  # the sweep's own listing moved: sweep again next run
-            sketch = Sketch.from_state(due.get("sketch"))
-            sketch.add_all(emitted)
-            state["sweep"] = {"since": since, "started_at": until, "sketch": sketch.to_state()}
-        self.logger.info(
-            "%s: completeness sweep: %d list calls, %d skipped rows found and emitted",
-            self.name,
-            list_calls,
-            len(emitted),
-        )
-        self.checkpoint()
+            return None
+
+        def missed(key: int) -> bool:
+            if key not in versions:
+                return key not in seen  # listed before a resume: look it up
+            listed_version = versions[key][1]
+            return (
+                periodic
+                or until is None
+                or parse_timestamp(listed_version) < parse_timestamp(until)
+            )  # else it changed since the pass: a later pass delivered it
+
+        missing = sorted(key for key in differing if missed(key))
+        return {
+            "missing": missing,
+            "idns": {str(k): versions[k][0] for k in missing if versions.get(k, (None,))[0]},
+            "listed": listed.to_state(),
+            "suspect": progress.suspect,
+        }
 
     def pass_params(self, base: Params, progress: Pass) -> Params:
         """The pass's list query: its filters and `modifiedSince`.

@@ -330,3 +330,31 @@ def test_a_row_found_by_the_sweep_of_a_pass_is_not_sent_again_by_the_periodic_sw
     second.state["bookmarks"]["suppliers"]["delivered"]["swept_at"] = "2000-01-01T00:00:00+00:00"
     third = _run(config, second.state, ["suppliers"])
     assert not third.records.get("suppliers")
+
+
+def test_a_sweep_stopped_while_emitting_keeps_the_rows_still_to_emit(
+    sandbox_factory, make_config, tmp_path
+):
+    sb = sandbox_factory(scale=60)
+    settings = {"page_size": PAGE, "status_filters": {"invoices": [2]}}
+    first = _suspect_first_run(sb, make_config(sb, **settings))
+    listing = -(-len(stored_versions(sb, "invoices")) // PAGE)
+    day_two = make_config(
+        sb, **settings, max_requests_per_day=listing + 1, budget_ledger_path=str(tmp_path / "2")
+    )
+    second = _run(day_two, first.state, ["invoices"])
+    sweep = second.state["bookmarks"]["invoices"]["sweep"]
+    assert len(second.records["invoices"]) == 1
+    assert len(sweep["missing"]) == 1  # listed, one of two emitted: the other is kept
+    sb.admin.reset_counters()
+    third = _run(
+        make_config(sb, **settings, budget_ledger_path=str(tmp_path / "3")),
+        second.state,
+        ["invoices"],
+    )
+    assert sb.admin.counters().get("GET", "/invoices/{idn}") == 1  # no listing again
+    assert "sweep" not in third.state["bookmarks"]["invoices"]
+    assert_nothing_lost(
+        stored_versions(sb, "invoices", **{"status[]": 2}),
+        latest_emitted(first, second, third, stream="invoices"),
+    )
