@@ -37,8 +37,14 @@ The order is learnt from the rows themselves: `updateDate` never decreasing whil
 ids are neither ascending nor descending is taken as `updateDate` ascending. While
 ids are monotonic too (a few rows, or rows never edited), the data cannot tell the
 orders apart and page numbers are kept: a value cursor under an id order would skip
-rows with a later id and an earlier `updateDate`. A single-page pass is one query,
-hence one consistent snapshot, and cannot skip at all; so is an empty one.
+rows with a later id and an earlier `updateDate`. Should a later page refute the
+order (an `updateDate` lower than the one before), the value cursor may have jumped
+over rows: the pass goes on by page number and is marked suspect. A single-page pass
+is one query, hence one consistent snapshot, and cannot skip at all; so is an empty one.
+
+Not visible to any of this: a record deleted (in Precoro's UI) while the tap pages, a
+wrong `api_timezone` under the value cursor. The periodic sweep
+(`completeness_sweep_hours`) is the net for those.
 """
 
 from __future__ import annotations

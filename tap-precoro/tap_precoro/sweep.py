@@ -24,6 +24,12 @@ records at 200 rows a page: 50 calls, plus one per missed row), in the run after
 suspect pass. A missed row therefore stays missing for one run interval. If more ids
 differ than the table can recover, the sweep re-reads the window as a normal pass
 (records already delivered may be sent again, none is lost) and says so in the log.
+
+The periodic sweep (`completeness_sweep_hours`, weekly by default) is the same
+machinery over the whole history of an unfiltered stream, against `DeliveredRecord`:
+the net for holes no pass can notice (a record deleted while the tap paged). It costs
+one full listing (50 calls per 10,000 records) per stream and period; a row it finds
+had been missing for at most that period plus one run interval.
 """
 
 from __future__ import annotations
