@@ -309,6 +309,7 @@ class IncrementalStream(PrecoroStream):
         sketch = Sketch.from_state(progress.sketch)
         history = DeliveredRecord.from_state(state.get("delivered"))
         created = Sketch.from_state(progress.created)
+        track_created = not filtered  # the delivered record is for unfiltered streams
 
         def save() -> None:
             progress.sketch = sketch.to_state()
@@ -351,7 +352,9 @@ class IncrementalStream(PrecoroStream):
                 if row_id not in read:
                     if sweep_counts(row, progress.since, progress.started_at):
                         sketch.toggle(int(row_id))
-                    if created_within(row, history.created_until, progress.started_at):
+                    if track_created and created_within(
+                        row, history.created_until, progress.started_at
+                    ):
                         created.toggle(int(row_id))
                 read[row_id] = str(row.get("updateDate"))
         tracker.complete_pass(progress, lookback)
