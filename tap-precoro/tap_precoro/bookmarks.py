@@ -93,6 +93,9 @@ class Pass:
     """Compact record of the ids read so far (`tap_precoro.sweep.Sketch`)."""
     created: dict[str, Any] = field(default_factory=dict)
     """Sketch of the ids read that were created since the previous pass started."""
+    awaiting: list[str] = field(default_factory=list)
+    """Ids the value cursor stands on: `modifiedSince` is inclusive, so each must be
+    read again; one that never is means the cursor jumped (a wrong `api_timezone`)."""
 
     def to_state(self) -> dict[str, Any]:
         """Serialise for the stream state."""
@@ -108,6 +111,7 @@ class Pass:
             "suspect": self.suspect,
             "sketch": dict(self.sketch),
             "created": dict(self.created),
+            "awaiting": list(self.awaiting),
         }
 
     @classmethod
@@ -125,6 +129,7 @@ class Pass:
             suspect=bool(raw.get("suspect", False)),
             sketch=dict(raw["sketch"]) if isinstance(raw.get("sketch"), Mapping) else {},
             created=dict(raw["created"]) if isinstance(raw.get("created"), Mapping) else {},
+            awaiting=[str(x) for x in raw.get("awaiting") or []],
         )
 
 

@@ -358,3 +358,24 @@ def test_a_sweep_stopped_while_emitting_keeps_the_rows_still_to_emit(
         stored_versions(sb, "invoices", **{"status[]": 2}),
         latest_emitted(first, second, third, stream="invoices"),
     )
+
+
+def test_a_value_cursor_that_jumps_over_rows_is_swept(sandbox_factory, make_config):
+    """`api_timezone` 9 hours ahead of the zone Precoro compares in: each value cursor
+    asks for rows from 9 hours after the last row read, so rows are jumped over. The
+    row the cursor stood on does not come back, the pass is swept, nothing is lost."""
+    from datetime import UTC, datetime, timedelta
+
+    sb = sandbox_factory(order="updated_asc", scale=60)
+    ids = sorted(stored_versions(sb, "suppliers"))[:30]
+    start = datetime.now(UTC) - timedelta(days=2)
+    for minute, key in enumerate(ids):  # 30 rows a minute apart: inside one jump
+        sb.admin.touch("suppliers", [key], update_date=start + timedelta(minutes=minute))
+    config = make_config(sb, page_size=PAGE, fetch_details=False, api_timezone="Asia/Tokyo")
+    first = _run(config, None, ["suppliers"])
+    assert "sweep" in first.state["bookmarks"]["suppliers"]
+    second = _run(config, first.state, ["suppliers"])
+    assert_each_run_emits_a_record_once(first, second)
+    assert_nothing_lost(
+        stored_versions(sb, "suppliers"), latest_emitted(first, second, stream="suppliers")
+    )
