@@ -42,9 +42,11 @@ order (an `updateDate` lower than the one before), the value cursor may have jum
 over rows: the pass goes on by page number and is marked suspect. A single-page pass
 is one query, hence one consistent snapshot, and cannot skip at all; so is an empty one.
 
-Not visible to any of this: a record deleted (in Precoro's UI) while the tap pages, a
-wrong `api_timezone` under the value cursor. The periodic sweep
-(`completeness_sweep_hours`) is the net for those.
+The value cursor also expects the row it stands on back (the filter is inclusive):
+if it never comes back, the cursor jumped (e.g. `api_timezone` is not the zone Precoro
+compares in) and the pass is marked suspect. Not visible to any of this: a record
+deleted (in Precoro's UI) while the tap pages; the periodic sweep
+(`completeness_sweep_hours`) is the net for that.
 """
 
 from __future__ import annotations
