@@ -2,7 +2,9 @@
 
 Reports, per dataset size: records/s through the tap (aim >= 5,000/s), calls used
 against the minimum (ceil(N/200) list calls), and the tap's peak memory (aim: flat
-as N grows, under 200 MB). The sandbox runs in its own process so its memory and CPU
+as N grows, under 200 MB). Then, apart, what a due periodic completeness sweep costs
+on the next run (a full listing; nothing is missing, so nothing else) and the size of
+the final STATE. The sandbox runs in its own process so its memory and CPU
 are not counted as the tap's.
 
 Run: .venv/bin/python benchmarks/tap_throughput.py [--suppliers 10000 50000 100000]
@@ -109,14 +111,18 @@ def measure(suppliers: int) -> dict[str, Any]:
                 env={**os.environ, "LOGLEVEL": "WARNING"},
             )
             records = 0
+            last_state = ""
             assert process.stdout is not None
             for line in process.stdout:
                 if line.startswith('{"type":"RECORD"') or '"type": "RECORD"' in line[:30]:
                     records += 1
+                elif '"STATE"' in line[:30]:
+                    last_state = line
             _, stderr = process.communicate()
             seconds = time.perf_counter() - started
             peak_kb = int(stderr.strip().splitlines()[-1])
             calls = admin.counters().total
+            sweep_calls = measure_sweep(admin, last_state, folder, command)
     finally:
         sandbox.terminate()
         sandbox.wait()
@@ -130,7 +136,26 @@ def measure(suppliers: int) -> dict[str, Any]:
         "minimum_calls": minimum,
         "peak_memory_mb": round(peak_kb / 1024, 1),
         "sandbox_build_seconds": round(build_seconds, 1),
+        "state_bytes": len(last_state),
+        "sweep_list_calls": sweep_calls,
     }
+
+
+def measure_sweep(admin: AdminClient, last_state: str, folder: Path, command: list[str]) -> int:
+    """Calls of a due periodic sweep on the next run (less the pass's one list call)."""
+    state = json.loads(last_state)["value"]
+    state["bookmarks"]["suppliers"]["delivered"]["swept_at"] = "2000-01-01T00:00:00+00:00"
+    state_path = folder / "state.json"
+    state_path.write_text(json.dumps(state))
+    admin.reset_counters()
+    subprocess.run(
+        [*command, "--state", str(state_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        env={**os.environ, "LOGLEVEL": "WARNING"},
+    )
+    return admin.counters().total - 1
 
 
 def main() -> None:
@@ -144,7 +169,9 @@ def main() -> None:
         print(
             f"tap: {row['records']} suppliers in {row['seconds']} s = "
             f"{row['records_per_second']} records/s; calls {row['calls']} "
-            f"(minimum {row['minimum_calls']}); peak memory {row['peak_memory_mb']} MB"
+            f"(minimum {row['minimum_calls']}); peak memory {row['peak_memory_mb']} MB; "
+            f"then a periodic sweep: {row['sweep_list_calls']} list calls; "
+            f"STATE {row['state_bytes']} bytes"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"runs": rows}, indent=2) + "\n")

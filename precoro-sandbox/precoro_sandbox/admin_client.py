@@ -275,10 +275,25 @@ class AdminClient:
     def set_settings(self, **settings: Any) -> dict[str, Any]:
         """Change settings.
 
-        order (id|updated_desc|shuffle), pagination (has_next_page|legacy), page_size,
-        timezone, date_style (offset|naive), validation_status, patch_any_field.
+        order (id|id_desc|updated_asc|updated_desc|created|shuffle), pagination
+        (has_next_page|legacy), page_size, timezone, date_style (offset|naive),
+        validation_status, patch_any_field.
         """
         result: dict[str, Any] = self.call("PUT", "settings", settings)
+        return result
+
+    def set_paging_mutations(self, rules: list[dict[str, Any]]) -> dict[str, Any]:
+        """Arm changes made while a client pages (see `precoro_sandbox.paging`).
+
+        Each rule: {entity, after_page, action (edit|insert|disable|status), row, status}.
+        Replaces any armed plan and restarts the page counts.
+        """
+        result: dict[str, Any] = self.call("PUT", "paging_mutations", {"rules": rules})
+        return result
+
+    def paging_mutations(self) -> dict[str, Any]:
+        """Armed rules, list pages counted per collection, and what fired."""
+        result: dict[str, Any] = self.call("GET", "paging_mutations")
         return result
 
     def register_webhook(self, url: str, company: int = 1) -> dict[str, Any]:

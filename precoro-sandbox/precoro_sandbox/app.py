@@ -39,6 +39,7 @@ from precoro_sandbox.datagen import (
 from precoro_sandbox.faults import FaultInjector, FaultRule, html_error_page, json_error_body
 from precoro_sandbox.limits import LimitConfig, RateLimiter
 from precoro_sandbox.options import SandboxOptions, Settings
+from precoro_sandbox.paging import PagingMutation, PagingPlan
 from precoro_sandbox.store import (
     FILTER_COLUMNS,
     Store,
@@ -243,6 +244,7 @@ class Sandbox:
         self._deferred: list[tuple[datetime, Callable[[], Reply]]] = []
         """Writes accepted by an `apply_later` fault: (due on the sandbox clock, apply)."""
         self._deferred_lock = threading.Lock()
+        self.paging = PagingPlan()
         start = self.clock.now()
         anchor = options.anchor or start.replace(hour=0, minute=0, second=0, microsecond=0)
         self.anchor = int(anchor.timestamp())
@@ -584,7 +586,10 @@ class Sandbox:
             }
         pagination["has_next_page"] = has_next
         text = '{"data":[' + ",".join(rows) + '],"meta":{"pagination":' + dumps(pagination) + "}}"
-        return Reply(200, self.render(text))
+        reply = Reply(200, self.render(text))
+        for rule in self.paging.page_served(entity.name):
+            self._paging_mutation(company, entity, rule, rows)
+        return reply
 
     @staticmethod
     def _page_param(multi: dict[str, list[str]]) -> int:
@@ -1062,6 +1067,43 @@ class Sandbox:
         self._after_write(company, entity, rec, action=1)
         return rec
 
+    def _paging_mutation(
+        self, company: Company, entity: Entity, rule: PagingMutation, rows: list[str]
+    ) -> None:
+        """Carry out one armed change right after a list page was served."""
+        rng = random.Random(f"{self.seed}:paging:{rule.entity}:{rule.after_page}")
+        with self.store.write_lock:
+            if rule.action == "insert":
+                rec = self._activity_create(company, entity, rng)
+                self.paging.note_fired(rule, {"id": None if rec is None else rec["id"]})
+                return
+            if rule.row >= len(rows):
+                self.paging.note_fired(rule, {"id": None})
+                return
+            row_id = int(json.loads(rows[rule.row])["id"])
+            rec = self.store.record(company.index, entity.name, "id", row_id)
+            if rec is None:
+                return
+            if rule.action == "disable":
+                rec["enable"] = False
+            elif rule.action == "status":
+                rec["status"] = rule.status
+                if "statusString" in rec:
+                    rec["statusString"] = STATUS_LABELS.get(int(rule.status or 0))
+            else:
+                rec["note" if "note" in rec else "name"] = f"edited while paging {rng.random():.6f}"
+            rec["updateDate"] = self.now_stored()
+            self.store.save(company.index, entity, rec, self.seed, new=False)
+            self._after_write(company, entity, rec, action=1)
+            self.paging.note_fired(rule, {"id": row_id, "updateDate": rec["updateDate"]})
+
+    def _set_paging_mutations(self, payload: dict[str, Any]) -> dict[str, Any]:
+        rules = [PagingMutation.from_dict(item) for item in payload.get("rules", [])]
+        for rule in rules:
+            registry.get(rule.entity)
+        self.paging.set(rules)
+        return self.paging.snapshot()
+
     # --- admin -----------------------------------------------------------------------
 
     def admin(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -1107,6 +1149,8 @@ class Sandbox:
             ("PUT", "settings"): lambda p, q: self._set_settings(p),
             ("POST", "activity"): lambda p, q: self._activity(p),
             ("POST", "touch"): lambda p, q: self._touch(p),
+            ("GET", "paging_mutations"): lambda p, q: self.paging.snapshot(),
+            ("PUT", "paging_mutations"): lambda p, q: self._set_paging_mutations(p),
             ("GET", "webhooks"): lambda p, q: self._webhooks_state(int(q.get("company", 1))),
             ("POST", "webhooks"): lambda p, q: self._register_webhook(p),
             ("DELETE", "webhooks"): lambda p, q: self._unregister_webhook(p),

@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from precoro_client.registry import PAGE_SIZES
 
-Order = Literal["id", "updated_desc", "shuffle"]
+Order = Literal["id", "id_desc", "updated_asc", "updated_desc", "created", "shuffle"]
 Pagination = Literal["has_next_page", "legacy"]
 DateStyle = Literal["offset", "naive"]
 
-ORDERS: tuple[str, ...] = ("id", "updated_desc", "shuffle")
+ORDERS: tuple[str, ...] = ("id", "id_desc", "updated_asc", "updated_desc", "created", "shuffle")
+"""List orders (Precoro's is undocumented): id ascending (default) or descending,
+updateDate ascending or descending (ties by id), creation order, a stable shuffle."""
 PAGINATIONS: tuple[str, ...] = ("has_next_page", "legacy")
 DATE_STYLES: tuple[str, ...] = ("offset", "naive")
 

@@ -63,7 +63,10 @@ FILTER_COLUMNS: dict[str, str] = {
 
 ORDER_SQL: dict[str, str] = {
     "id": "id",
+    "id_desc": "id DESC",
+    "updated_asc": "upd, id",
     "updated_desc": "upd DESC, id DESC",
+    "created": "created, id",
     "shuffle": "shuffle, id",
 }
 

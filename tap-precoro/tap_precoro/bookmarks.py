@@ -13,7 +13,17 @@ State layout of an incremental stream::
      "replication_key_value": "<bookmark, UTC ISO>",
      "recent": {"<id>": "<updateDate>"},        # emitted at/after the bookmark
      "pass": {"since": ..., "started_at": ..., "next_page": 3, "query": "<hash>",
-              "page_emitted": ["<id>", ...], "recent": {...}}}
+              "page_emitted": ["<id>", ...], "recent": {...},
+              "cursor": "<modifiedSince when paging by value>", "order": {...},
+              "suspect": false, "sketch": {...}},
+     "sweep": {"since": ..., "started_at": ..., "sketch": {...}, "progress": {...}},
+     "delivered": {"sketch": {...}, "created_from": ..., "created_until": ...,
+                   "swept_at": ...}}
+
+`sweep` is left by a suspect pass for the next run: see `tap_precoro.sweep`.
+
+How a pass pages (by page number, or by a `modifiedSince` value under an
+`updateDate`-ascending order) is decided from the rows it reads: see `list_order`.
 
 `recent` lets the next pass skip records it already delivered inside the look-back
 window (same id, same updateDate), so overlap costs no detail call.
@@ -71,6 +81,21 @@ class Pass:
     query: str
     page_emitted: list[str] = field(default_factory=list)
     recent: dict[str, str] = field(default_factory=dict)
+    cursor: str | None = None
+    """`modifiedSince` of the current query when paging by value (`list_order`):
+    `next_page` is then a page of that query. None: pages of the `since` query."""
+    order: dict[str, Any] = field(default_factory=dict)
+    """Evidence about the list order from the rows read so far (`ListOrder`)."""
+    suspect: bool = False
+    """The pass paged by page number over more than one page where a row may have
+    left the result or moved behind the cursor: the completeness sweep checks it."""
+    sketch: dict[str, Any] = field(default_factory=dict)
+    """Compact record of the ids read so far (`tap_precoro.sweep.Sketch`)."""
+    created: dict[str, Any] = field(default_factory=dict)
+    """Sketch of the ids read that were created since the previous pass started."""
+    awaiting: list[str] = field(default_factory=list)
+    """Ids the value cursor stands on: `modifiedSince` is inclusive, so each must be
+    read again; one that never is means the cursor jumped (a wrong `api_timezone`)."""
 
     def to_state(self) -> dict[str, Any]:
         """Serialise for the stream state."""
@@ -81,6 +106,12 @@ class Pass:
             "query": self.query,
             "page_emitted": list(self.page_emitted),
             "recent": dict(self.recent),
+            "cursor": self.cursor,
+            "order": dict(self.order),
+            "suspect": self.suspect,
+            "sketch": dict(self.sketch),
+            "created": dict(self.created),
+            "awaiting": list(self.awaiting),
         }
 
     @classmethod
@@ -93,6 +124,12 @@ class Pass:
             query=str(raw.get("query", "")),
             page_emitted=[str(x) for x in raw.get("page_emitted", [])],
             recent={str(k): str(v) for k, v in (raw.get("recent") or {}).items()},
+            cursor=str(raw["cursor"]) if raw.get("cursor") else None,
+            order=dict(raw["order"]) if isinstance(raw.get("order"), Mapping) else {},
+            suspect=bool(raw.get("suspect", False)),
+            sketch=dict(raw["sketch"]) if isinstance(raw.get("sketch"), Mapping) else {},
+            created=dict(raw["created"]) if isinstance(raw.get("created"), Mapping) else {},
+            awaiting=[str(x) for x in raw.get("awaiting") or []],
         )
 
 

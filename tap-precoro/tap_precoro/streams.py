@@ -9,11 +9,12 @@ a page's records have all been emitted.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from precoro_client.client import Page
 from precoro_client.errors import BudgetExhausted, NotFound
 from precoro_client.registry import Entity
 from precoro_client.registry import get as get_entity
@@ -35,6 +36,8 @@ from tap_precoro.bookmarks import (
     query_fingerprint,
     to_state_timestamp,
 )
+from tap_precoro.list_order import ListOrder
+from tap_precoro.sweep import DeliveredRecord, Sketch, created_within, sweep_counts
 from tap_precoro.webhook_sync import webhook_records
 
 if TYPE_CHECKING:
@@ -318,11 +321,20 @@ class IncrementalStream(PrecoroStream):
         state["recent"] = dict(list(recent.items())[-RECENT_LIMIT:])
 
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Run (or resume) one pass over everything changed since the bookmark."""
-        tracker = IncrementalState(self.get_context_state(context), "updateDate")
+        """Run (or resume) one pass over everything changed since the bookmark.
+
+        A completeness sweep left due by the previous pass runs first (`sweep`).
+        """
+        state = self.get_context_state(context)
+        base = self.base_params(context)
+        filtered = base != list(self.entity.base_params)
+        if not isinstance(state.get("sweep"), Mapping) and not filtered:
+            self.arm_periodic_sweep(state)
+        if isinstance(state.get("sweep"), Mapping):
+            yield from self.sweep(context)
+        tracker = IncrementalState(state, "updateDate")
         lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
         self.restart_if_ahead(tracker, lookback)  # when an earlier response gave the time
-        base = self.base_params(context)
         path = self.list_path(context)
         query = query_fingerprint(path, base, self.page_size)
         progress = tracker.current_pass()
@@ -336,14 +348,21 @@ class IncrementalStream(PrecoroStream):
             )
         else:
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
-        params = list(base)
-        if progress.since:
-            timezone = str(self.config.get("api_timezone", "UTC"))
-            since_value = modified_since_param(parse_timestamp(progress.since), timezone)
-            params.append(("modifiedSince", since_value))
         delivered = tracker.recent
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
-        for page, rows in self.read_pages(path, params, progress):
+        read: dict[str, str] = {}
+        sketch = Sketch.from_state(progress.sketch)
+        history = DeliveredRecord.from_state(state.get("delivered"))
+        created = Sketch.from_state(progress.created)
+        track_created = not filtered  # the delivered record is for unfiltered streams
+
+        def save() -> None:
+            progress.sketch = sketch.to_state()
+            progress.created = created.to_state()
+            tracker.save_pass(progress)
+            self.checkpoint()
+
+        for _page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
                 progress.started_at = self.pass_start_time(server_time)
@@ -354,8 +373,14 @@ class IncrementalStream(PrecoroStream):
             for row in rows:
                 row_id = str(row.get("id"))
                 updated = str(row.get("updateDate"))
+                if row_id in progress.awaiting:
+                    progress.awaiting.remove(row_id)
                 if row_id in already:
                     continue
+                if row_id in read and read[row_id] != updated and progress.cursor is None:
+                    # A newer version later in the same pass: the row moved behind the
+                    # page-number cursor, so a row at a page boundary may be skipped.
+                    progress.suspect = True
                 if delivered.get(row_id) == updated:
                     # Already delivered (by an earlier pass or a webhook): keep it known
                     # while the next pass still lists it, so it is not sent again then.
@@ -371,14 +396,276 @@ class IncrementalStream(PrecoroStream):
                 yield record
                 if fetch:
                     progress.page_emitted.append(row_id)
-                    tracker.save_pass(progress)
-                    self.checkpoint()
-            progress.next_page = page + 1
-            progress.page_emitted = []
-            tracker.save_pass(progress)
-            self.checkpoint()
+                    save()
+            for row in rows:
+                row_id = str(row.get("id"))
+                if row_id not in read:
+                    if sweep_counts(row, progress.since, progress.started_at):
+                        sketch.toggle(int(row_id))
+                    if track_created and created_within(
+                        row, history.created_until, progress.started_at
+                    ):
+                        created.toggle(int(row_id))
+                read[row_id] = str(row.get("updateDate"))
+        if progress.awaiting:
+            # The row the value cursor stood on never came back: the cursor jumped.
+            progress.suspect = True
         tracker.complete_pass(progress, lookback)
+        if not filtered and progress.started_at is not None:
+            state["delivered"] = history.after_pass(
+                created, progress.started_at, full=progress.since is None
+            ).to_state()
+        if progress.suspect:
+            state["sweep"] = {
+                "since": progress.since,
+                "started_at": progress.started_at,
+                "sketch": sketch.to_state(),
+            }
+            self.logger.warning(
+                "%s: rows may have left the result or moved while it was paged; "
+                "the next run sweeps this pass's window for skipped rows",
+                self.name,
+            )
         self.checkpoint()
+
+    def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
+        """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
+        hours = float(self.config.get("completeness_sweep_hours", 168))
+        record = DeliveredRecord.from_state(state.get("delivered"))
+        if hours <= 0 or record.created_until is None or record.swept_at is None:
+            return
+        if datetime.now(UTC) - parse_timestamp(record.swept_at) < timedelta(hours=hours):
+            return
+        state["sweep"] = {
+            "kind": "periodic",
+            "since": None,
+            "created_from": record.created_from,
+            "started_at": record.created_until,
+            "sketch": record.sketch.to_state(),
+        }
+
+    def pages_of(
+        self,
+        path: str,
+        base: Params,
+        progress: Pass,
+        save: Callable[[], None],
+        *,
+        filtered: bool,
+        by_value: bool = True,
+    ) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+        """Yield (page, rows) of a pass, moving to each next page as `next_query` says.
+
+        The caller handles a page's rows before asking for the next one; `save` then
+        records the progress (a checkpoint). The sweep pages by number only
+        (`by_value=False`): its value cursor would depend on `api_timezone` as well.
+        """
+        order = ListOrder.from_state(progress.order)
+        while True:
+            page = self.list_page(path, self.pass_params(base, progress), progress.next_page)
+            rows = [row for row in page.records if isinstance(row, dict)]
+            yield page, rows
+            order.observe(rows)
+            progress.order = order.to_state()
+            progress.page_emitted = []
+            if not page.has_next:
+                return
+            if by_value:
+                self.next_query(progress, order, filtered=filtered)
+            else:
+                progress.next_page += 1
+            save()
+
+    def sweep(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """The completeness sweep that is due (see `tap_precoro.sweep`).
+
+        Lists the window without the status/enable filters (applied to the rows
+        instead), builds the sketch of the ids that should have been read, and emits
+        the ones the saved sketch lacks, one call each. Resumable: the listing saves
+        its progress per page, then the ids still to emit are saved before each one.
+        """
+        state = self.get_context_state(context)
+        due = dict(state["sweep"])
+        until = str(due.get("started_at") or "") or None
+        periodic = due.get("kind") == "periodic"
+        created_from = str(due["created_from"]) if due.get("created_from") else None
+        calls = self.precoro_tap.client.call_count
+        if not isinstance(due.get("missing"), list):
+            found = self.sweep_listing(context, due)
+            if found is None:
+                return
+            due = {key: value for key, value in due.items() if key != "progress"}
+            due.update(found)
+            state["sweep"] = due
+            self.checkpoint()
+        missing = [int(key) for key in due["missing"]]
+        history = DeliveredRecord.from_state(state.get("delivered"))
+        emitted: list[int] = []
+        idns = {int(k): str(v) for k, v in (due.get("idns") or {}).items()}
+        for key in list(missing):
+            record = self.fetch_current(key, idns.get(key))
+            changed = (
+                record is not None
+                and not periodic
+                and until is not None
+                and parse_timestamp(str(record.get("updateDate"))) >= parse_timestamp(until)
+            )
+            keep = record is not None and not changed and self.matches_filters(record, context)
+            if record is not None and keep and self.first_emission(record):
+                emitted.append(key)
+                if created_within(record, history.created_from, history.created_until):
+                    history.sketch.toggle(key)  # delivered now: the periodic sweep knows
+                yield record
+            missing.remove(key)
+            state["sweep"] = {**due, "missing": list(missing)}
+            if isinstance(state.get("delivered"), Mapping):
+                state["delivered"] = history.to_state()
+            self.checkpoint()
+        state.pop("sweep", None)
+        listed = Sketch.from_state(due.get("listed"))
+        if periodic:  # the record now holds what the list holds
+            state["delivered"] = DeliveredRecord(
+                listed, created_from, until, to_state_timestamp(datetime.now(UTC))
+            ).to_state()
+        elif due.get("suspect"):
+            # A row moved while the sweep paged, so the sweep may have skipped a row
+            # too; only a row the pass had also skipped could stay missing. Sweeping
+            # again would meet the same edits, so the periodic sweep is the net.
+            self.logger.warning(
+                "%s: rows moved while the sweep paged; a row skipped by both the pass and "
+                "the sweep is left to the periodic sweep",
+                self.name,
+            )
+        self.logger.info(
+            "%s: completeness sweep: %d calls, %d skipped rows found and emitted",
+            self.name,
+            self.precoro_tap.client.call_count - calls,
+            len(emitted),
+        )
+        self.checkpoint()
+
+    def sweep_listing(
+        self, context: Context | None, due: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """List the sweep's window; return the ids to emit (None: re-read as a pass)."""
+        state = self.get_context_state(context)
+        since = str(due["since"]) if due.get("since") else None
+        until = str(due.get("started_at") or "") or None
+        periodic = due.get("kind") == "periodic"
+        created_from = str(due["created_from"]) if due.get("created_from") else None
+        raw = due.get("progress")
+        progress = (
+            Pass.from_state(raw)
+            if isinstance(raw, Mapping)
+            else Pass(since=since, started_at=until, next_page=1, query="sweep")
+        )
+        listed = Sketch.from_state(progress.sketch)
+        versions: dict[int, tuple[str | None, str]] = {}
+        seen: dict[int, str] = {}
+
+        def save() -> None:
+            progress.sketch = listed.to_state()
+            state["sweep"] = {**due, "progress": progress.to_state()}
+            self.checkpoint()
+
+        def counts(row: Mapping[str, Any]) -> bool:
+            if periodic:
+                return created_within(row, created_from, until)
+            return sweep_counts(row, since, until)
+
+        base = list(self.entity.base_params)
+        for _page, rows in self.pages_of(
+            self.list_path(context), base, progress, save, filtered=False, by_value=False
+        ):
+            for row in rows:
+                try:
+                    row_id = int(row.get("id"))  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    continue
+                updated = str(row.get("updateDate"))
+                if row_id in seen:
+                    if seen[row_id] != updated and progress.cursor is None:
+                        progress.suspect = True
+                    continue
+                seen[row_id] = updated
+                if self.matches_filters(row, context) and counts(row):
+                    listed.toggle(row_id)
+                    idn = row.get("idn")
+                    versions[row_id] = (str(idn) if idn is not None else None, updated)
+        differing = Sketch.from_state(due.get("sketch")).difference(listed).peel()
+        if differing is None:
+            self.logger.warning(
+                "%s: the sweep found more differences than it can name; re-reading the "
+                "window from %s as a pass (records may be sent again, none is lost)",
+                self.name,
+                since or "the start",
+            )
+            for key in ("sweep", "pass"):
+                state.pop(key, None)
+            if since is not None:
+                state["replication_key_value"] = since
+            else:
+                state.pop("replication_key_value", None)
+            self.checkpoint()
+            return None
+
+        def missed(key: int) -> bool:
+            if key not in versions:
+                return key not in seen  # listed before a resume: look it up
+            listed_version = versions[key][1]
+            return (
+                periodic
+                or until is None
+                or parse_timestamp(listed_version) < parse_timestamp(until)
+            )  # else it changed since the pass: a later pass delivered it
+
+        missing = sorted(key for key in differing if missed(key))
+        return {
+            "missing": missing,
+            "idns": {str(k): versions[k][0] for k in missing if versions.get(k, (None,))[0]},
+            "listed": listed.to_state(),
+            "suspect": progress.suspect,
+        }
+
+    def pass_params(self, base: Params, progress: Pass) -> Params:
+        """The pass's list query: its filters and `modifiedSince`.
+
+        `modifiedSince` is the value cursor when the pass pages by value, else its `since`.
+        """
+        since = progress.cursor or progress.since
+        if not since:
+            return list(base)
+        timezone = str(self.config.get("api_timezone", "UTC"))
+        return [*base, ("modifiedSince", modified_since_param(parse_timestamp(since), timezone))]
+
+    def next_query(self, progress: Pass, order: ListOrder, *, filtered: bool) -> None:
+        """Move the pass to its next page in the way its list order cannot skip under.
+
+        See `list_order`: under `updateDate` ascending the next query starts at the
+        last row's `updateDate` (page 1), unless that value cannot move; otherwise the
+        next page number, and a filtered query paged by number is suspect.
+        """
+        last = order.last_updated
+        if order.by_updated_ascending and last is not None:
+            current = progress.cursor or progress.since
+            if current is None or parse_timestamp(last) > parse_timestamp(current):
+                progress.cursor = last
+                progress.next_page = 1
+                if order.last_id is not None:
+                    progress.awaiting.append(str(order.last_id))
+                return
+            # A whole page in the cursor's second: an edit there moves a row out of it.
+            progress.suspect = True
+        elif filtered or progress.cursor is not None:
+            # Rows may leave a filtered result; or rows the value cursor passed over
+            # refute `updateDate` ascending, so it may have jumped over rows.
+            progress.suspect = True
+        progress.next_page += 1
+
+    def list_page(self, path: str, params: Params, number: int) -> Page:
+        """One list call: page `number` of the query."""
+        pages = self.precoro_tap.client.iter_pages(path, params, self.page_size, start_page=number)
+        return next(iter(pages))
 
     @staticmethod
     def next_pass_lists(version: str, progress: Pass, lookback: timedelta) -> bool:

@@ -91,6 +91,18 @@ TAP_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "completeness_sweep_hours",
+        NumberRule(integer=False, minimum=0, maximum=8_760).json_type(),
+        default=168,
+        description=(
+            "Safety net for rows a pass may have skipped for a reason the tap cannot "
+            "see (e.g. a record deleted while it paged): every this many hours, each "
+            "unfiltered incremental stream is listed once in full (list calls only, "
+            "ceil(n/page_size)) and any id never delivered is emitted. Passes the tap "
+            "knows may have skipped are swept in the next run regardless. 0: never."
+        ),
+    ),
+    th.Property(
         "include_disabled",
         th.BooleanType,
         default=True,
