@@ -6,20 +6,49 @@ import importlib.util
 import json
 from pathlib import Path
 
+import yaml
 from meltano_project import ROOT, Project
 
 SETTINGS_SCRIPT = ROOT / "scripts" / "meltano_settings.py"
 
 
-def test_meltano_yml_declares_every_setting_of_the_local_plugins() -> None:
+def load_settings_script():
     spec = importlib.util.spec_from_file_location("meltano_settings", SETTINGS_SCRIPT)
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_meltano_yml_declares_every_setting_of_the_local_plugins() -> None:
+    module = load_settings_script()
     current = (ROOT / "meltano.yml").read_text()
     assert module.render(current) == current, "meltano.yml lags behind --about: run `make readme`"
     assert "sensitive: true" in current.split("- name: auth_token", 1)[1].split("- name:", 1)[0]
+
+
+def test_plugin_definition_files_match_about() -> None:
+    """`plugins/<type>/<plugin>.yml` is what `--about` says, complete for `meltano add`."""
+    module = load_settings_script()
+    for plugin, meta in module.PLUGIN_INFO.items():
+        info = module.about(plugin)
+        text = meta.definition_path.read_text()
+        assert module.definition_file(plugin, info) == text, (
+            f"{meta.definition_path} lags behind --about: run `make readme`"
+        )
+        definition = yaml.safe_load(text)
+        assert definition["capabilities"] == info["capabilities"]
+        assert definition["settings_group_validation"] == [info["settings"]["required"]]
+        declared = {s["name"]: s for s in definition["settings"]}
+        assert list(declared) == list(info["settings"]["properties"])
+        for name, spec in info["settings"]["properties"].items():
+            setting = declared[name]
+            assert setting["kind"]
+            assert setting["description"]
+            assert setting.get("value") == spec.get("default"), name
+            assert setting.get("sensitive", False) == spec.get("secret", False), name
+        assert declared["auth_token"]["sensitive"] is True
 
 
 def test_prod_takes_credentials_only_from_the_environment(project: Project) -> None:
