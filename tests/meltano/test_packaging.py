@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import filecmp
 import re
+import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
+from email.parser import Parser
+from pathlib import Path
 
 import yaml
 from meltano_project import ROOT
@@ -63,3 +69,41 @@ def test_every_package_ships_the_license() -> None:
         project = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]
         assert project["license"] == "Apache-2.0"
         assert project["license-files"] == ["LICENSE"]
+
+
+def test_build_makes_a_wheel_and_an_sdist_per_package(tmp_path: Path) -> None:
+    """`python -m build` as the release workflow runs it (the wheel is built from the sdist)."""
+    client = version_of("precoro-client")
+    for package, module in PACKAGES.items():
+        out = tmp_path / package
+        subprocess.run(
+            [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT / package)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        version = version_of(package)
+        (wheel,) = out.glob(f"{module}-{version}-py3-none-any.whl")
+        (sdist,) = out.glob(f"{module}-{version}.tar.gz")
+        with zipfile.ZipFile(wheel) as zf:
+            metadata = Parser().parsestr(zf.read(f"{module}-{version}.dist-info/METADATA").decode())
+            assert f"{module}-{version}.dist-info/licenses/LICENSE" in zf.namelist()
+        assert metadata["Version"] == version
+        assert metadata["License-Expression"] == "Apache-2.0"
+        assert metadata["Requires-Python"] == "<3.13,>=3.11"
+        requires = metadata.get_all("Requires-Dist") or []
+        if package != "precoro-client":
+            assert f"precoro-client=={client}" in requires
+        assert not [r for r in requires if "@" in r]  # no direct reference: PyPI accepts it
+        with tarfile.open(sdist) as tf:
+            assert tf.getmember(f"{module}-{version}/LICENSE").isfile()
+
+
+def test_release_workflow_builds_every_package_on_a_tag() -> None:
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    assert release[True]["push"]["tags"] == ["v*"]  # YAML reads the key `on` as True
+    steps = release["jobs"]["build"]["steps"]
+    build = next(s["run"] for s in steps if s.get("name") == "Build")
+    for package in PACKAGES:
+        assert package in build
+    assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
