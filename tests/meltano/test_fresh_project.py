@@ -141,6 +141,8 @@ def test_fresh_project_adds_configures_and_dry_runs_both_plugins(
     tap_config = json.loads(project.meltano("config", "print", "tap-precoro"))
     assert tap_config["page_size"] == 200
     assert tap_config["api_url"] == sandbox.url  # the variable wins over the default
+    # The README's third command: the tap reaches Precoro with these settings.
+    project.meltano("config", "test", "tap-precoro")
 
     admin = sandbox.admin
     admin.reset_counters()
