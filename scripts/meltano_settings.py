@@ -40,9 +40,12 @@ def meltano_kind(spec: dict[str, Any]) -> str:
     """Meltano's setting kind for a JSON-schema property."""
     types = spec.get("type", "string")
     types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
-    if "enum" in spec:
-        return "options"
     first = types[0] if types else "string"
+    if "enum" in spec and all(isinstance(option, str) for option in spec["enum"]):
+        return "options"
+    # Numbers with a fixed set of values (page_size) stay numbers: Meltano compares an
+    # option with the raw string of an environment variable ("100" is not 100); the
+    # plugin's own schema checks the value.
     if first == "string" and spec.get("format") == "date-time":
         return "date_iso8601"
     return {"number": "decimal"}.get(first, first)

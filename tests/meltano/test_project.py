@@ -93,3 +93,24 @@ def test_gitignore_keeps_outputs_and_secrets_out() -> None:
     ignored = Path(ROOT / ".gitignore").read_text().splitlines()
     for entry in (".env", ".meltano/", ".meltano-venv/", "/output/*"):
         assert entry in ignored
+
+
+def test_environment_variables_reach_the_plugins_typed(project: Project) -> None:
+    """A `TAP_PRECORO_*` string becomes the setting's JSON type (Meltano casts by kind)."""
+    project.env.update(
+        TAP_PRECORO_PAGE_SIZE="100",  # one of a fixed set of numbers
+        TAP_PRECORO_MAX_TRIES="7",
+        TAP_PRECORO_FETCH_DETAILS="false",
+        TAP_PRECORO_START_DATE="2025-01-01T05:06:07+02:00",
+        TAP_PRECORO_STATUS_FILTERS='{"invoices": [2, 5]}',
+        TAP_PRECORO_REGION="us",
+    )
+    out = project.run("--log-level=warning", "config", "print", "tap-precoro")
+    config = json.loads(out.stdout)
+    assert config["page_size"] == 100
+    assert config["max_tries"] == 7
+    assert config["fetch_details"] is False
+    assert config["start_date"] == "2025-01-01T05:06:07+02:00"
+    assert config["status_filters"] == {"invoices": [2, 5]}
+    assert config["region"] == "us"
+    assert config["lookback_minutes"] == 5  # a `value:` default
