@@ -131,6 +131,8 @@ def test_fresh_project_adds_configures_and_dry_runs_both_plugins(
     listing = project.meltano("config", "list", "--all", "target-precoro")
     assert SECRET not in listing
     assert "(redacted)" in listing
+    default = "lookup_batch_size [env: TARGET_PRECORO_LOOKUP_BATCH_SIZE] current value: 200"
+    assert f"{default} (default)" in listing
     config = json.loads(project.meltano("config", "print", "target-precoro"))
     # The definition's `value:` defaults are what Meltano passes.
     assert config["mode"] == "upsert"
