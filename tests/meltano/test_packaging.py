@@ -107,3 +107,39 @@ def test_release_workflow_builds_every_package_on_a_tag() -> None:
     for package in PACKAGES:
         assert package in build
     assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_one_pip_url_of_git_urls_installs_a_plugin_with_its_client(tmp_path: Path) -> None:
+    """The pip_url the README gives before a PyPI release: client and plugin by git URL."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pip_url = " ".join(
+        f"git+file://{ROOT}@{commit}#subdirectory={package}"
+        for package in ("precoro-client", "tap-precoro")
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # As Meltano runs it: one pip install of the whole pip_url, into a fresh venv.
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *pip_url.split()],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    version = subprocess.run(
+        [str(venv / "bin" / "tap-precoro"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert version.startswith(f"tap-precoro v{version_of('tap-precoro')}")
+    check = "import precoro_client; print(precoro_client.__version__, precoro_client.__file__)"
+    client = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", check], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert client[0] == version_of("precoro-client")
+    assert str(venv) in client[1]  # installed into the venv, not editable from the checkout
