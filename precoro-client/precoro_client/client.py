@@ -28,6 +28,7 @@ import backoff
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from precoro_client import __version__
 from precoro_client.errors import (
     InvalidResponse,
     RateLimited,
@@ -42,7 +43,7 @@ from precoro_client.settings import PrecoroSettings
 
 logger = logging.getLogger("precoro_client")
 
-USER_AGENT = "precoro-client/0.1.0"
+USER_AGENT = f"precoro-client/{__version__}"
 MAX_BACKOFF_SECONDS = 60.0
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None

@@ -1,1 +1,3 @@
 """Singer tap for Precoro."""
+
+__version__ = "0.1.0"

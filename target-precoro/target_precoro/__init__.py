@@ -1,1 +1,3 @@
 """Singer target for Precoro."""
+
+__version__ = "0.1.0"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, NoReturn
+from typing import IO, Any, ClassVar, NoReturn
 
 from precoro_client.account_lock import AccountLock, AccountLocked, account_lock
 from precoro_client.client import PrecoroClient
@@ -24,6 +24,7 @@ from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidInputLine
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, TargetCapabilities
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
@@ -276,6 +277,23 @@ class TargetPrecoro(PrecoroPlugin, Target):
     default_sink_class = PrecoroSink
     message_reader_class = LineNumberReader
     config_jsonschema = th.PropertiesList(*CONNECTION_PROPERTIES, *TARGET_PROPERTIES).to_dict()
+    # `validate.py` checks records against the registry (the sinks turn the SDK's schema
+    # validation off), so `validate-records` and its setting would be a false promise.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        c for c in Target.capabilities if c is not TargetCapabilities.VALIDATE_RECORDS
+    ]
+    UNSUPPORTED_SDK_SETTINGS = ("add_record_metadata", "load_method")
+    """SDK built-ins this target ignores: records are matched by externalId whatever
+    `load_method` says (never appended, never overwritten), and `_sdc_*` metadata columns
+    are not Precoro fields."""
+
+    @override
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        """The SDK's built-in settings, minus those the target does not honour."""
+        super().append_builtin_config(config_jsonschema)
+        for name in cls.UNSUPPORTED_SDK_SETTINGS:
+            config_jsonschema["properties"].pop(name, None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Validate settings before any request; one sink drains at a time (shared limit)."""
