@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS refreshes (
     candidates_loaded INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, parent)
 );
+CREATE TABLE IF NOT EXISTS bases (
+    entity TEXT NOT NULL,
+    parent INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (entity, parent, id)
+);
 """
 
 
@@ -140,10 +147,28 @@ class IndexStore:
             cur.execute("COMMIT")
 
     def drop(self, entity: str, parent: int, ids: Iterable[int]) -> None:
-        """Forget records Precoro no longer has."""
-        self.db.executemany(
-            "DELETE FROM records WHERE entity=? AND parent=? AND id=?",
-            [(entity, parent, int(i)) for i in ids],
+        """Forget records Precoro no longer has (and their bases)."""
+        keys = [(entity, parent, int(i)) for i in ids]
+        self.db.executemany("DELETE FROM records WHERE entity=? AND parent=? AND id=?", keys)
+        self.db.executemany("DELETE FROM bases WHERE entity=? AND parent=? AND id=?", keys)
+
+    def base(self, entity: str, parent: int, precoro_id: int) -> dict[str, Any] | None:
+        """The three-way base of a record: field -> value last written or seen equal."""
+        row = self.db.execute(
+            "SELECT data FROM bases WHERE entity=? AND parent=? AND id=?",
+            (entity, parent, precoro_id),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def set_base(self, entity: str, parent: int, precoro_id: int, values: dict[str, Any]) -> None:
+        """Move the base of the given fields (others keep theirs); no write if unchanged."""
+        old = self.base(entity, parent, precoro_id)
+        merged = {**(old or {}), **json.loads(json.dumps(values, default=str))}
+        if old == merged:
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)",
+            (entity, parent, precoro_id, json.dumps(merged, separators=(",", ":"))),
         )
 
     def ids_carrying(self, entity: str, parent: int, external_ids: list[str]) -> set[int]:
@@ -410,6 +435,17 @@ class Index:
             self._looked_up.add(key)
             self._mark_fresh(entity, parent, candidates=True)
         return self.store.unlinked(entity.name, parent)
+
+    def base(self, entity: Entity, parent: int, precoro_id: int) -> dict[str, Any] | None:
+        """The record's three-way base (see `threeway`), None before its first sync."""
+        return self.store.base(entity.name, parent, precoro_id)
+
+    def set_base(
+        self, entity: Entity, parent: int, precoro_id: int, values: dict[str, Any]
+    ) -> None:
+        """Move the base of fields Precoro confirmed (seen equal, or a write returned 2xx)."""
+        if values:
+            self.store.set_base(entity.name, parent, precoro_id, values)
 
     def remember(self, entity: Entity, parent: int, row: dict[str, Any]) -> None:
         """Store a record a write returned."""

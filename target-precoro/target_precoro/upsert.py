@@ -31,10 +31,11 @@ from precoro_client.registry import Entity, get
 from target_precoro.index import Index
 from target_precoro.journal import Journal, OpenWrite
 from target_precoro.matcher import Match, Matcher
-from target_precoro.planner import changes, record_key
+from target_precoro.planner import record_key
 from target_precoro.report import RecordOutcome, RunReport
 from target_precoro.settings import TargetSettings
 from target_precoro.streams import can_create, can_update
+from target_precoro.threeway import Decision, decide, describe
 from target_precoro.validate import Incoming, InvalidRecord, missing_required, validate_record
 
 logger = logging.getLogger("target_precoro")
@@ -345,6 +346,33 @@ class Upserter:
 
     # --- decisions -----------------------------------------------------------------
 
+    def _decide(
+        self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]
+    ) -> Decision:
+        """Three-way decision per field (ERP, Precoro's row, the stored base)."""
+        base = self.index.base(entity, parent, int(row["id"]))
+        return decide(
+            entity,
+            pending.values,
+            row,
+            base=base,
+            owner_of=lambda name: self.settings.owner(entity.name, name),
+            list_merge=self.settings.list_merge,
+        )
+
+    def _note_unwritten(self, outcome: RecordOutcome, decision: Decision) -> None:
+        """Put the fields kept or in conflict on the outcome (and in its message)."""
+        outcome.kept_precoro = {k: v.to_json() for k, v in sorted(decision.kept.items())}
+        outcome.conflicts = {k: v.to_json() for k, v in sorted(decision.conflicts.items())}
+        told = describe(decision)
+        if told:
+            outcome.message = f"{outcome.message}; {told}" if outcome.message else told
+
+    def _agree(self, entity: Entity, parent: int, precoro_id: int, values: dict[str, Any]) -> None:
+        """Move the base of fields Precoro confirmed (never in a dry run)."""
+        if not self.settings.dry_run:
+            self.index.set_base(entity, parent, precoro_id, values)
+
     def _apply_existing(
         self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]
     ) -> None:
@@ -355,11 +383,18 @@ class Upserter:
             base.message = "already in Precoro; mode insert_only leaves existing records alone"
             self._emit(pending.item, base)
             return
-        diff = changes(entity, pending.values, row, self.settings.list_merge)
+        decision = self._decide(entity, parent, pending, row)
+        diff = decision.write
+        self._agree(entity, parent, int(row["id"]), decision.agreed)
         if not diff:
             if pending.recovered:
                 base.outcome = "created"
                 base.message = "created by an interrupted earlier attempt; confirmed by look-up"
+            elif decision.conflicts:
+                base.outcome = "conflict"
+            elif decision.kept:
+                base.outcome = "kept_precoro"
+            self._note_unwritten(base, decision)
             self._emit(pending.item, base)
             return
         if not can_update(entity):
@@ -372,6 +407,7 @@ class Upserter:
             return
         base.outcome = "updated"
         base.fields = sorted(diff)
+        self._note_unwritten(base, decision)
         self._write(
             entity=entity,
             parent=parent,
@@ -380,6 +416,7 @@ class Upserter:
             method="PUT",
             row=row,
             values=diff,
+            base=decision.write,
         )
 
     def _apply_new(
@@ -400,10 +437,12 @@ class Upserter:
                 base.message = f"{match.describe()}; mode insert_only does not link"
                 self._emit(pending.item, base)
                 return
-            diff = changes(entity, pending.values, row, self.settings.list_merge)
+            decision = self._decide(entity, parent, pending, row)
+            diff = decision.write
             base.message = match.describe()
             if diff and can_update(entity):
                 base.fields = ["externalId", *sorted(diff)]
+                self._note_unwritten(base, decision)
                 self._write(
                     entity=entity,
                     parent=parent,
@@ -412,11 +451,13 @@ class Upserter:
                     method="PUT",
                     row=row,
                     values={**diff, "externalId": ext},
+                    base=decision.base_after_write(),
                 )
             else:
                 if diff:
                     base.message += f"; {entity.name} fields cannot be updated: {sorted(diff)}"
                 base.fields = ["externalId"]
+                self._note_unwritten(base, decision)
                 self._write(
                     entity=entity,
                     parent=parent,
@@ -425,6 +466,7 @@ class Upserter:
                     method="PATCH",
                     row=row,
                     values={"externalId": ext},
+                    base=decision.agreed,
                 )
             return
         if self.settings.mode == "update_only":
@@ -455,6 +497,7 @@ class Upserter:
             method="POST",
             row=None,
             values={**values, "externalId": ext},
+            base=dict(pending.values),
         )
 
     # --- writes --------------------------------------------------------------------
@@ -469,7 +512,9 @@ class Upserter:
         method: str,
         row: dict[str, Any] | None,
         values: dict[str, Any],
+        base: dict[str, Any],
     ) -> None:
+        """Send one write; on a 2xx (journalled done) the fields in `base` move there."""
         self._check_stop()
         ext = pending.incoming.external_id
         if outcome.outcome == "linked":
@@ -526,6 +571,10 @@ class Upserter:
             found = self.index.find(entity, parent, ext)
             if found:
                 outcome.precoro_id = int(found[0]["id"])
+        if outcome.precoro_id is not None:
+            # After the journal's `done`: a kill before this line leaves the old base,
+            # and the next run sees Precoro's values and decides again.
+            self._agree(entity, parent, outcome.precoro_id, base)
         self._emit(pending.item, outcome)
 
     def _gone(self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]) -> bool:
