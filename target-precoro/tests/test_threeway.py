@@ -299,3 +299,103 @@ def test_a_kill_between_reading_and_writing_loses_no_base(sandbox, synced, capsy
     settled = run_target(synced, singer("suppliers", records), capsys)
     assert settled.outcome_of("TW-0") == "kept_precoro"
     assert _writes(sandbox) == 0
+
+
+MULLER = 10000001  # a generated sandbox supplier without externalId (seed 42)
+
+
+@pytest.mark.parametrize("owner", ["conflict", "precoro"])
+def test_linking_has_no_base_the_erp_aligns_fields_precoro_does_not_own(
+    sandbox, tmp_path, capsys, owner
+):
+    muller = sandbox.admin.record("suppliers", MULLER)
+    assert muller["externalId"] is None
+    assert muller["phone"]
+    incoming = {
+        "externalId": "ERP-MUL",
+        "name": muller["name"],
+        "businessRegistrationNumber": muller["businessRegistrationNumber"],
+        "phone": "+49 89 0000",
+    }
+    owners = {"suppliers": {"phone": owner}}
+    config = make_config(sandbox, tmp_path, field_ownership=owners)
+    sandbox.admin.reset_counters()
+    linked = run_target(config, singer("suppliers", [incoming]), capsys).by_id()["ERP-MUL"]
+    assert linked["outcome"] == "linked"
+    if owner == "conflict":  # no base yet: the ERP's value is written once, then the base
+        assert linked["fields"] == ["externalId", "phone"]
+        assert sandbox.admin.record("suppliers", MULLER)["phone"] == "+49 89 0000"
+    else:  # Precoro holds a phone and owns it: only the link is written
+        assert linked["fields"] == ["externalId"]
+        assert list(linked["kept_precoro"]) == ["phone"]
+        assert sandbox.admin.record("suppliers", MULLER)["phone"] == muller["phone"]
+    assert _writes(sandbox) == 1
+    # From the link on, a buyer's edit is kept.
+    _buyer_edits(sandbox, "ERP-MUL", phone="+49 89 1234")
+    sandbox.admin.reset_counters()
+    again = run_target(config, singer("suppliers", [incoming]), capsys)
+    assert again.outcome_of("ERP-MUL") == "kept_precoro"
+    assert _writes(sandbox) == 0
+
+
+def test_a_conflict_replayed_from_the_dead_letter_with_erp_ownership_is_written(
+    sandbox, synced, capsys
+):
+    _buyer_edits(sandbox, "TW-1", email="buyer@vendor.example")
+    records = _erp()
+    records[1]["email"] = "erp@vendor.example"
+    result = run_target(synced, singer("suppliers", records), capsys)
+    assert result.outcome_of("TW-1") == "conflict"
+    dead_letter = result.report_dir / "dead-letter.jsonl"
+    decided = {**synced, "field_ownership": {"suppliers": {"email": "erp"}}}
+    sandbox.admin.reset_counters()
+    replay = run_target(decided, dead_letter.read_text(), capsys)
+    assert replay.outcome_of("TW-1") == "updated"
+    assert _writes(sandbox) == 1
+    assert _precoro(sandbox, "TW-1")["email"] == "erp@vendor.example"
+    sandbox.admin.reset_counters()
+    settled = run_target(synced, singer("suppliers", records), capsys)  # default ownership
+    assert settled.outcome_of("TW-1") == "unchanged"
+    assert _writes(sandbox) == 0
+
+
+def test_dry_run_reports_the_decision_and_moves_no_base(sandbox, synced, capsys):
+    _buyer_edits(sandbox, "TW-1", email="buyer@vendor.example")
+    records = _erp()
+    records[1]["email"] = "buyer@vendor.example"  # would move the base to buyer@...
+    records[2]["phone"] = "+49 30 7777"  # would be written
+    dry = run_target({**synced, "dry_run": True}, singer("suppliers", records), capsys)
+    assert dry.outcome_of("TW-1") == "unchanged"
+    assert dry.outcome_of("TW-2") == "updated"
+    records[1]["email"] = "orders1@vendor.example"  # the ERP goes back to the old value
+    sandbox.admin.reset_counters()
+    real = run_target(synced, singer("suppliers", records), capsys)
+    assert real.outcome_of("TW-1") == "kept_precoro"  # the base is still orders1@...
+    assert real.outcome_of("TW-2") == "updated"
+    assert _writes(sandbox) == 1
+
+
+def test_numbers_and_references_compare_as_precoro_stores_them(sandbox, synced, capsys):
+    items = [
+        {"externalId": "IT-1", "name": "Widget", "price": 9.5, "supplier": "TW-0"},
+        {"externalId": "IT-2", "name": "Gadget", "price": 12, "supplier": "TW-1"},
+    ]
+    config = {**synced, "match": {"suppliers": [], "items": []}}
+    text = singer("suppliers", _erp()) + singer("items", items)
+    run_target(config, text, capsys)
+    item = api_records(sandbox, "/items", **{"external_id[]": "IT-1"})[0]
+    response = requests.put(
+        f"{sandbox.url}/items/{item['id']}",
+        data=encode_record(get("items"), {"price": 10.25, "supplier": _precoro(sandbox, "TW-1")}),
+        headers=sandbox.headers,
+        timeout=30,
+    )
+    response.raise_for_status()
+    items[1]["price"] = 13  # the ERP's edit
+    sandbox.admin.reset_counters()
+    result = run_target(config, singer("suppliers", _erp()) + singer("items", items), capsys)
+    assert result.outcome_of("IT-1") == "kept_precoro"
+    assert sorted(result.by_id()["IT-1"]["kept_precoro"]) == ["price", "supplier"]
+    assert result.outcome_of("IT-2") == "updated"
+    assert result.by_id()["IT-2"]["fields"] == ["price"]
+    assert _writes(sandbox) == 1
