@@ -162,14 +162,25 @@ class IndexStore:
 
     def set_base(self, entity: str, parent: int, precoro_id: int, values: dict[str, Any]) -> None:
         """Move the base of the given fields (others keep theirs); no write if unchanged."""
-        old = self.base(entity, parent, precoro_id)
-        merged = {**(old or {}), **json.loads(json.dumps(values, default=str))}
-        if old == merged:
+        self.set_bases(entity, parent, [(precoro_id, values)])
+
+    def set_bases(
+        self, entity: str, parent: int, updates: Iterable[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """`set_base` for many records in one transaction (only those that change)."""
+        rows = []
+        for precoro_id, values in updates:
+            old = self.base(entity, parent, precoro_id)
+            merged = {**(old or {}), **json.loads(json.dumps(values, default=str))}
+            if old != merged:
+                text = json.dumps(merged, separators=(",", ":"))
+                rows.append((entity, parent, precoro_id, text))
+        if not rows:
             return
-        self.db.execute(
-            "INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)",
-            (entity, parent, precoro_id, json.dumps(merged, separators=(",", ":"))),
-        )
+        with closing(self.db.cursor()) as cur:
+            cur.execute("BEGIN")
+            cur.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)", rows)
+            cur.execute("COMMIT")
 
     def ids_carrying(self, entity: str, parent: int, external_ids: list[str]) -> set[int]:
         """Ids of cached records carrying any of `external_ids`."""
@@ -446,6 +457,12 @@ class Index:
         """Move the base of fields Precoro confirmed (seen equal, or a write returned 2xx)."""
         if values:
             self.store.set_base(entity.name, parent, precoro_id, values)
+
+    def set_bases(
+        self, entity: Entity, parent: int, updates: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """`set_base` for many records of a batch, in one transaction."""
+        self.store.set_bases(entity.name, parent, [(i, v) for i, v in updates if v])
 
     def remember(self, entity: Entity, parent: int, row: dict[str, Any]) -> None:
         """Store a record a write returned."""

@@ -100,6 +100,8 @@ class Upserter:
         self.schema_of = schema_of
         self.claims: dict[tuple[str, int], dict[int, str]] = defaultdict(dict)
         self.halt: Halt | None = None
+        self.agreed: list[tuple[int, dict[str, Any]]] = []
+        """Bases of fields seen equal in the current group, stored when it ends."""
         self.stop_requested: str | None = None
         """Set by the target's signal handler: no further call starts; the one in flight ends."""
 
@@ -252,11 +254,15 @@ class Upserter:
                 existing.append((pending, rows[0]))
             else:
                 unmatched.append(pending)
-        matches = self._match(entity, parent, unmatched)
-        for pending, row in existing:
-            self._apply_existing(entity, parent, pending, row)
-        for pending in unmatched:
-            self._apply_new(entity, parent, pending, matches.get(pending.incoming.external_id))
+        try:
+            matches = self._match(entity, parent, unmatched)
+            for pending, row in existing:
+                self._apply_existing(entity, parent, pending, row)
+            for pending in unmatched:
+                self._apply_new(entity, parent, pending, matches.get(pending.incoming.external_id))
+        finally:
+            agreed, self.agreed = self.agreed, []
+            self.index.set_bases(entity, parent, agreed)
 
     def _settled(self, entry: OpenWrite, now: float) -> bool:
         """Whether a look-up now is late enough to prove an unknown POST was not applied."""
@@ -368,9 +374,25 @@ class Upserter:
         if told:
             outcome.message = f"{outcome.message}; {told}" if outcome.message else told
 
-    def _agree(self, entity: Entity, parent: int, precoro_id: int, values: dict[str, Any]) -> None:
-        """Move the base of fields Precoro confirmed (never in a dry run)."""
-        if not self.settings.dry_run:
+    def _agree(
+        self,
+        entity: Entity,
+        parent: int,
+        precoro_id: int,
+        values: dict[str, Any],
+        *,
+        later: bool = False,
+    ) -> None:
+        """Move the base of fields Precoro confirmed (never in a dry run).
+
+        `later`: fields merely seen equal are stored with the rest of the group, in one
+        transaction; losing them to a kill is harmless (the next run sees them equal).
+        """
+        if self.settings.dry_run or not values:
+            return
+        if later:
+            self.agreed.append((precoro_id, values))
+        else:
             self.index.set_base(entity, parent, precoro_id, values)
 
     def _apply_existing(
@@ -385,7 +407,7 @@ class Upserter:
             return
         decision = self._decide(entity, parent, pending, row)
         diff = decision.write
-        self._agree(entity, parent, int(row["id"]), decision.agreed)
+        self._agree(entity, parent, int(row["id"]), decision.agreed, later=True)
         if not diff:
             if pending.recovered:
                 base.outcome = "created"
