@@ -364,12 +364,22 @@ def step5(admin: AdminClient, env: dict[str, str], url: str) -> None:
         if count or by_id[kept["externalId"]]["outcome"] != "kept_precoro":
             raise DemoError(f"the reverse run reverted a Precoro edit: see {run}/report.jsonl")
     state = by_id[clash["externalId"]]["conflicts"]["email"]
-    say(f"  {kept['externalId']}: kept_precoro, Precoro's e-mail stays (the forward job")
-    say("  carries it to the ERP); writing the old one back would revert the buyer.")
-    say(f"  {clash['externalId']}: conflict, nothing written; the report has all three values:")
-    say(f"    last synced {state['base']!r}, ERP {state['erp']!r}, Precoro {state['precoro']!r}")
-    say(f"  ({run.relative_to(ROOT)}/report.jsonl; the record is in dead-letter.jsonl, to")
-    say('  replay with field_ownership {"suppliers": {"email": "erp"}} once decided).')
+    say(f"  {kept['externalId']}: kept_precoro: Precoro's e-mail stays; writing the ERP's old")
+    say("  one back would revert the buyer.")
+    say(f"  {clash['externalId']}: conflict, nothing written; report.jsonl has all three values:")
+    say(f"    last synced {state['base']!r}")
+    say(f"    ERP         {state['erp']!r}")
+    say(f"    Precoro     {state['precoro']!r}")
+    say(f"  ({run.relative_to(ROOT)}/; the record is in dead-letter.jsonl,")
+    say('  to replay with field_ownership {"suppliers": {"email": "erp"}} once decided.)')
+    admin.reset_counters()
+    meltano(["run", "tap-precoro", "target-erp"], env, "5-precoro-to-erp.log")
+    with duckdb.connect(str(ERP_DB), read_only=True) as db:
+        row = db.execute(
+            "select email from precoro.suppliers where externalid = ?", [kept["externalId"]]
+        ).fetchone()
+    say(f"  The forward job carries the buyer's edit to the ERP ({calls_line(admin)}):")
+    say(f"    ERP row precoro.suppliers {kept['externalId']}: email {row[0] if row else None!r}")
 
 
 def step6(port: int) -> None:
