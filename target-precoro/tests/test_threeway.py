@@ -83,17 +83,30 @@ def test_precoro_edit_survives_any_number_of_reverse_runs(sandbox, synced, capsy
         }
         assert {result.outcome_of("TW-1"), result.outcome_of("TW-2")} == {"unchanged"}
         assert _writes(sandbox) == 0  # neither the kept field nor the unchanged records cost
+        # ...and no extra read: the one modifiedSince refresh the index makes anyway.
+        assert sandbox.admin.counters().total == result.summary["calls"]["index_reads"] == 1
         assert result.summary["streams"]["suppliers"] == {"kept_precoro": 1, "unchanged": 2}
         assert result.dead_letter() == []
     assert _precoro(sandbox, "TW-0")["email"] == "buyer.fixed@vendor.example"
 
 
-def test_erp_edit_is_written_once_beside_a_kept_precoro_edit(sandbox, synced, capsys):
+def test_erp_edit_is_written_once_beside_a_kept_precoro_edit(sandbox, synced, capsys, monkeypatch):
+    from precoro_client.client import PrecoroClient
+
+    sent: list[list[str]] = []
+    original = PrecoroClient.put_form
+
+    def recording(self: PrecoroClient, path: str, pairs: Any) -> Any:
+        sent.append([key for key, _ in pairs])
+        return original(self, path, pairs)
+
+    monkeypatch.setattr(PrecoroClient, "put_form", recording)
     _buyer_edits(sandbox, "TW-0", email="buyer.fixed@vendor.example")
     records = _erp()
     records[0]["phone"] = "+49 30 9999"  # the ERP changed another field
     sandbox.admin.reset_counters()
     result = run_target(synced, singer("suppliers", records), capsys)
+    assert sent == [["phone"]]  # a partial PUT: the kept e-mail is not in it
     line = result.by_id()["TW-0"]
     assert line["outcome"] == "updated"
     assert line["fields"] == ["phone"]
@@ -126,7 +139,8 @@ def test_edits_on_both_sides_give_a_conflict_and_no_write(sandbox, synced, capsy
                 "precoro": "buyer@vendor.example",
             }
         }
-        assert _writes(sandbox) == 0
+        assert _writes(sandbox) == 0  # a conflict costs no write
+        assert sandbox.admin.counters().total == result.summary["calls"]["index_reads"] == 1
         assert result.summary["records_with_conflicts"] == {"suppliers": 1}
         assert result.exit_code == 0  # a conflict waits for a person; it is not a failure
         dead = [m for m in result.dead_letter() if m["type"] == "RECORD"]
