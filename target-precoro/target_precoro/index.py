@@ -124,9 +124,18 @@ class IndexStore:
         self.db.close()
 
     def put(
-        self, entity: str, parent: int, rows: Iterable[dict[str, Any]], confirmed: float
+        self,
+        entity: str,
+        parent: int,
+        rows: Iterable[dict[str, Any]],
+        confirmed: float,
+        *,
+        bases: Iterable[tuple[int, dict[str, Any]]] = (),
     ) -> None:
-        """Store records as Precoro returned them at `confirmed` (insert or replace by id)."""
+        """Store records as Precoro returned them at `confirmed` (insert or replace by id).
+
+        `bases` (see `set_bases`) are stored in the same transaction.
+        """
         values = [
             (
                 entity,
@@ -139,11 +148,13 @@ class IndexStore:
             for row in rows
             if row.get("id") is not None
         ]
-        if not values:
+        changed = self._changed_bases(entity, parent, bases)
+        if not values and not changed:
             return
         with closing(self.db.cursor()) as cur:
             cur.execute("BEGIN")
             cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", values)
+            cur.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)", changed)
             cur.execute("COMMIT")
 
     def drop(self, entity: str, parent: int, ids: Iterable[int]) -> None:
@@ -168,6 +179,12 @@ class IndexStore:
         self, entity: str, parent: int, updates: Iterable[tuple[int, dict[str, Any]]]
     ) -> None:
         """`set_base` for many records in one transaction (only those that change)."""
+        self.put(entity, parent, [], 0.0, bases=updates)
+
+    def _changed_bases(
+        self, entity: str, parent: int, updates: Iterable[tuple[int, dict[str, Any]]]
+    ) -> list[tuple[str, int, int, str]]:
+        """Rows of `bases` to write: each record's base with the given fields moved."""
         rows = []
         for precoro_id, values in updates:
             old = self.base(entity, parent, precoro_id)
@@ -175,12 +192,7 @@ class IndexStore:
             if old != merged:
                 text = json.dumps(merged, separators=(",", ":"))
                 rows.append((entity, parent, precoro_id, text))
-        if not rows:
-            return
-        with closing(self.db.cursor()) as cur:
-            cur.execute("BEGIN")
-            cur.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)", rows)
-            cur.execute("COMMIT")
+        return rows
 
     def ids_carrying(self, entity: str, parent: int, external_ids: list[str]) -> set[int]:
         """Ids of cached records carrying any of `external_ids`."""
@@ -464,10 +476,13 @@ class Index:
         """`set_base` for many records of a batch, in one transaction."""
         self.store.set_bases(entity.name, parent, [(i, v) for i, v in updates if v])
 
-    def remember(self, entity: Entity, parent: int, row: dict[str, Any]) -> None:
-        """Store a record a write returned."""
+    def remember(
+        self, entity: Entity, parent: int, row: dict[str, Any], base: dict[str, Any] | None = None
+    ) -> None:
+        """Store a record a write returned (and, in the same transaction, its new base)."""
         if isinstance(row, dict) and row.get("id") is not None:
-            self.store.put(entity.name, parent, [row], self._seen_now())
+            bases = [(int(row["id"]), base)] if base else []
+            self.store.put(entity.name, parent, [row], self._seen_now(), bases=bases)
 
     def custom_field_id(self, options: Entity, given: str) -> int | None:
         """Resolve an options stream's custom field, given by id or by name."""

@@ -585,18 +585,20 @@ class Upserter:
             outcome.final = False
             self._emit(pending.item, outcome)
             return
+        # The journal says `done` by now. The base moves with the row Precoro returned,
+        # in one transaction; a kill before it leaves the old base, and the next run
+        # decides again from Precoro's values.
         if isinstance(result, dict) and result.get("id") is not None:
-            self.index.remember(entity, parent, result)
+            self.index.remember(entity, parent, result, base=base)
             outcome.precoro_id = int(result["id"])
             outcome.key = record_key(entity, result) if entity.key in result else outcome.key
-        elif outcome.outcome == "created":
-            found = self.index.find(entity, parent, ext)
-            if found:
-                outcome.precoro_id = int(found[0]["id"])
-        if outcome.precoro_id is not None:
-            # After the journal's `done`: a kill before this line leaves the old base,
-            # and the next run sees Precoro's values and decides again.
-            self._agree(entity, parent, outcome.precoro_id, base)
+        else:
+            if outcome.outcome == "created":
+                found = self.index.find(entity, parent, ext)
+                if found:
+                    outcome.precoro_id = int(found[0]["id"])
+            if outcome.precoro_id is not None:
+                self._agree(entity, parent, outcome.precoro_id, base)
         self._emit(pending.item, outcome)
 
     def _gone(self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]) -> bool:
