@@ -413,3 +413,32 @@ def test_numbers_and_references_compare_as_precoro_stores_them(sandbox, synced, 
     assert result.outcome_of("IT-2") == "updated"
     assert result.by_id()["IT-2"]["fields"] == ["price"]
     assert _writes(sandbox) == 1
+
+
+def test_union_lists_take_the_merged_list_as_the_erp_side():
+    from target_precoro.threeway import decide
+
+    def owner(_: str) -> Any:
+        return "conflict"
+
+    base = {"currencies": ["EUR", "USD"]}
+
+    def run(erp: list[str], precoro: list[str]) -> Any:
+        return decide(
+            SUPPLIERS,
+            {"currencies": erp},
+            {"currencies": precoro},
+            base=base,
+            owner_of=owner,
+            list_merge="union",
+        )
+
+    removed = run(["EUR", "USD"], ["EUR"])  # a person removed USD in Precoro: kept
+    assert list(removed.kept) == ["currencies"]
+    assert not removed.write
+    added = run(["EUR", "USD"], ["EUR", "USD", "CHF"])  # a person added CHF: equal
+    assert added.agreed == {"currencies": ["EUR", "USD", "CHF"]}
+    erp_added = run(["EUR", "USD", "GBP"], ["EUR", "USD"])  # the ERP added GBP: written
+    assert erp_added.write == {"currencies": ["EUR", "USD", "GBP"]}
+    both = run(["EUR", "USD", "GBP"], ["EUR"])  # both changed: conflict
+    assert list(both.conflicts) == ["currencies"]
