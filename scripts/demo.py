@@ -4,7 +4,9 @@
 2. Activity in Precoro, the same command again: only the changes travel.
 3. `meltano run tap-erp target-precoro` with the sample ERP vendor master.
 4. The same again: nothing left to write.
-5. Stop the sandbox; say where to look.
+5. Two-way: a buyer's edit in Precoro survives the reverse run; edits on both sides
+   are a conflict, reported with both values and the base, and not written.
+6. Stop the sandbox; say where to look.
 
 The sandbox is started with a fixed seed, so the sample ERP file (demo/erp/suppliers.jsonl)
 always meets the same Precoro suppliers. Each run's full Meltano log goes to output/logs/.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import requests
 from precoro_sandbox.admin_client import AdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +42,9 @@ ERP_SAMPLE = ROOT / "demo" / "erp" / "suppliers.jsonl"
 DEFAULT_PORT = 8800  # what meltano.yml's sandbox environment points at
 SEED, SCALE = 42, 200
 STATE_IDS = ("sandbox:tap-precoro-to-target-erp", "sandbox:tap-erp-to-target-precoro")
+SANDBOX_AUTH = {"X-AUTH-TOKEN": "sandbox-token", "email": "sandbox@example.com"}
+"""The sandbox's public test credentials (as in meltano.yml's sandbox environment)."""
+ERP_EDITED = OUTPUT / "erp-suppliers-edited.jsonl"
 WRITES = ("POST", "PUT", "PATCH")
 LOADED = re.compile(r"Loading (\d+) rows into '\"\w+\"\.\"\w+\"\.\"(\w+)\"'")
 
@@ -319,9 +325,66 @@ def step4(admin: AdminClient, env: dict[str, str]) -> None:
         say(f"    ERP row precoro.suppliers id {precoro_id} {name!r}: externalId {external_id}")
 
 
-def step5(port: int) -> None:
+def buyer_edits(url: str, external_id: str, email: str) -> None:
+    """A person corrects a supplier's e-mail in Precoro (a PUT, as the web app would)."""
+    found = requests.get(
+        f"{url}/suppliers", params={"external_id[]": external_id}, headers=SANDBOX_AUTH, timeout=30
+    )
+    found.raise_for_status()
+    supplier_id = found.json()["data"][0]["id"]
+    response = requests.put(
+        f"{url}/suppliers/{supplier_id}", data={"email": email}, headers=SANDBOX_AUTH, timeout=30
+    )
+    response.raise_for_status()
+
+
+def step5(admin: AdminClient, env: dict[str, str], url: str) -> None:
+    """Two-way: a Precoro edit is kept, edits on both sides are a conflict."""
+    say("\n== 5. Two-way: people edit in Precoro while the ERP export is unchanged")
+    sample = [json.loads(line) for line in ERP_SAMPLE.read_text().splitlines() if line]
+    kept, clash = [r for r in sample if r.get("email")][:2]
+    buyer_edits(url, kept["externalId"], "invoices@corrected.example")
+    buyer_edits(url, clash["externalId"], "buyer@precoro-side.example")
+    say(f"  In Precoro a buyer corrects the e-mail of {kept['externalId']} and of")
+    say(f"  {clash['externalId']}; the ERP export still has {kept['externalId']}'s old e-mail,")
+    say(f"  but someone changed {clash['externalId']}'s there too ({ERP_EDITED.name}).")
+    edited = [{**r, "email": "erp@erp-side.example"} if r is clash else r for r in sample]
+    ERP_EDITED.write_text("".join(json.dumps(r) + "\n" for r in edited))
+    run_env = {**env, "TAP_ERP_PATH": str(ERP_EDITED)}
+    for attempt in (1, 2):
+        admin.reset_counters()
+        meltano(["run", "tap-erp", "target-precoro"], run_env, f"5-erp-to-precoro-{attempt}.log")
+        _, lines, run = latest_report()
+        by_id = {line["external_id"]: line for line in lines}
+        count = writes(admin)
+        say(
+            f"  Reverse run {attempt}: {by_id[kept['externalId']]['outcome']} and "
+            f"{by_id[clash['externalId']]['outcome']}; {calls_line(admin)}; {count} writes."
+        )
+        if count or by_id[kept["externalId"]]["outcome"] != "kept_precoro":
+            raise DemoError(f"the reverse run reverted a Precoro edit: see {run}/report.jsonl")
+    state = by_id[clash["externalId"]]["conflicts"]["email"]
+    say(f"  {kept['externalId']}: kept_precoro: Precoro's e-mail stays; writing the ERP's old")
+    say("  one back would revert the buyer.")
+    say(f"  {clash['externalId']}: conflict, nothing written; report.jsonl has all three values:")
+    say(f"    last synced {state['base']!r}")
+    say(f"    ERP         {state['erp']!r}")
+    say(f"    Precoro     {state['precoro']!r}")
+    say(f"  ({run.relative_to(ROOT)}/; the record is in dead-letter.jsonl,")
+    say('  to replay with field_ownership {"suppliers": {"email": "erp"}} once decided.)')
+    admin.reset_counters()
+    meltano(["run", "tap-precoro", "target-erp"], env, "5-precoro-to-erp.log")
+    with duckdb.connect(str(ERP_DB), read_only=True) as db:
+        row = db.execute(
+            "select email from precoro.suppliers where externalid = ?", [kept["externalId"]]
+        ).fetchone()
+    say(f"  The forward job carries the buyer's edit to the ERP ({calls_line(admin)}):")
+    say(f"    ERP row precoro.suppliers {kept['externalId']}: email {row[0] if row else None!r}")
+
+
+def step6(port: int) -> None:
     """Where to look afterwards."""
-    say("\n== 5. Sandbox stopped; nothing is left running. Where to look:")
+    say("\n== 6. Sandbox stopped; nothing is left running. Where to look:")
     say(f"  ERP database     {ERP_DB.relative_to(ROOT)}  (schema precoro, one table per stream):")
     python = Path(sys.executable).relative_to(ROOT)
     query = f"duckdb.connect('{ERP_DB.relative_to(ROOT)}').sql('from precoro.suppliers limit 5')"
@@ -336,7 +399,7 @@ def step5(port: int) -> None:
 
 
 def main() -> int:
-    """Run the five steps; exit 1 with the failing step's log on error."""
+    """Run the six steps; exit 1 with the failing step's log on error."""
     if not MELTANO.exists():
         say(f"{MELTANO} is missing: run `make demo` (or `make install`) from {ROOT}")
         return 1
@@ -361,12 +424,13 @@ def main() -> int:
         step2(admin, env)
         step3(admin, env)
         step4(admin, env)
+        step5(admin, env, url)
     except DemoError as exc:
         say(f"\nDEMO FAILED: {exc}")
         return 1
     finally:
         stop_sandbox(sandbox)
-    step5(port)
+    step6(port)
     say(f"\nDone in {time.monotonic() - started:.0f} s.")
     return 0
 

@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS refreshes (
     candidates_loaded INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, parent)
 );
+CREATE TABLE IF NOT EXISTS bases (
+    entity TEXT NOT NULL,
+    parent INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (entity, parent, id)
+);
 """
 
 
@@ -117,9 +124,18 @@ class IndexStore:
         self.db.close()
 
     def put(
-        self, entity: str, parent: int, rows: Iterable[dict[str, Any]], confirmed: float
+        self,
+        entity: str,
+        parent: int,
+        rows: Iterable[dict[str, Any]],
+        confirmed: float,
+        *,
+        bases: Iterable[tuple[int, dict[str, Any]]] = (),
     ) -> None:
-        """Store records as Precoro returned them at `confirmed` (insert or replace by id)."""
+        """Store records as Precoro returned them at `confirmed` (insert or replace by id).
+
+        `bases` (see `set_bases`) are stored in the same transaction.
+        """
         values = [
             (
                 entity,
@@ -132,19 +148,51 @@ class IndexStore:
             for row in rows
             if row.get("id") is not None
         ]
-        if not values:
+        changed = self._changed_bases(entity, parent, bases)
+        if not values and not changed:
             return
         with closing(self.db.cursor()) as cur:
             cur.execute("BEGIN")
             cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", values)
+            cur.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)", changed)
             cur.execute("COMMIT")
 
     def drop(self, entity: str, parent: int, ids: Iterable[int]) -> None:
-        """Forget records Precoro no longer has."""
-        self.db.executemany(
-            "DELETE FROM records WHERE entity=? AND parent=? AND id=?",
-            [(entity, parent, int(i)) for i in ids],
-        )
+        """Forget records Precoro no longer has (and their bases)."""
+        keys = [(entity, parent, int(i)) for i in ids]
+        self.db.executemany("DELETE FROM records WHERE entity=? AND parent=? AND id=?", keys)
+        self.db.executemany("DELETE FROM bases WHERE entity=? AND parent=? AND id=?", keys)
+
+    def base(self, entity: str, parent: int, precoro_id: int) -> dict[str, Any] | None:
+        """The three-way base of a record: field -> value last written or seen equal."""
+        row = self.db.execute(
+            "SELECT data FROM bases WHERE entity=? AND parent=? AND id=?",
+            (entity, parent, precoro_id),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def set_base(self, entity: str, parent: int, precoro_id: int, values: dict[str, Any]) -> None:
+        """Move the base of the given fields (others keep theirs); no write if unchanged."""
+        self.set_bases(entity, parent, [(precoro_id, values)])
+
+    def set_bases(
+        self, entity: str, parent: int, updates: Iterable[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """`set_base` for many records in one transaction (only those that change)."""
+        self.put(entity, parent, [], 0.0, bases=updates)
+
+    def _changed_bases(
+        self, entity: str, parent: int, updates: Iterable[tuple[int, dict[str, Any]]]
+    ) -> list[tuple[str, int, int, str]]:
+        """Rows of `bases` to write: each record's base with the given fields moved."""
+        rows = []
+        for precoro_id, values in updates:
+            old = self.base(entity, parent, precoro_id)
+            merged = {**(old or {}), **json.loads(json.dumps(values, default=str))}
+            if old != merged:
+                text = json.dumps(merged, separators=(",", ":"))
+                rows.append((entity, parent, precoro_id, text))
+        return rows
 
     def ids_carrying(self, entity: str, parent: int, external_ids: list[str]) -> set[int]:
         """Ids of cached records carrying any of `external_ids`."""
@@ -411,10 +459,30 @@ class Index:
             self._mark_fresh(entity, parent, candidates=True)
         return self.store.unlinked(entity.name, parent)
 
-    def remember(self, entity: Entity, parent: int, row: dict[str, Any]) -> None:
-        """Store a record a write returned."""
+    def base(self, entity: Entity, parent: int, precoro_id: int) -> dict[str, Any] | None:
+        """The record's three-way base (see `threeway`), None before its first sync."""
+        return self.store.base(entity.name, parent, precoro_id)
+
+    def set_base(
+        self, entity: Entity, parent: int, precoro_id: int, values: dict[str, Any]
+    ) -> None:
+        """Move the base of fields Precoro confirmed (seen equal, or a write returned 2xx)."""
+        if values:
+            self.store.set_base(entity.name, parent, precoro_id, values)
+
+    def set_bases(
+        self, entity: Entity, parent: int, updates: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """`set_base` for many records of a batch, in one transaction."""
+        self.store.set_bases(entity.name, parent, [(i, v) for i, v in updates if v])
+
+    def remember(
+        self, entity: Entity, parent: int, row: dict[str, Any], base: dict[str, Any] | None = None
+    ) -> None:
+        """Store a record a write returned (and, in the same transaction, its new base)."""
         if isinstance(row, dict) and row.get("id") is not None:
-            self.store.put(entity.name, parent, [row], self._seen_now())
+            bases = [(int(row["id"]), base)] if base else []
+            self.store.put(entity.name, parent, [row], self._seen_now(), bases=bases)
 
     def custom_field_id(self, options: Entity, given: str) -> int | None:
         """Resolve an options stream's custom field, given by id or by name."""

@@ -2,7 +2,8 @@
 
 Every record ends with one outcome. `report.jsonl` has one line per record;
 `summary.json` counts outcomes per stream plus calls used and budget left;
-`dead-letter.jsonl` holds every record that was not written, as Singer messages
+`dead-letter.jsonl` holds every record that was not written (or has a field in
+conflict, see `threeway`), as Singer messages
 (SCHEMA first, then RECORD with extra `error` and `origin` keys), so after fixing the
 data it replays with `target-precoro --input dead-letter.jsonl`; `origin` (run and
 line the record was first read from) keeps a replay from writing it over a newer
@@ -29,14 +30,16 @@ Outcome = Literal[
     "updated",
     "linked",
     "unchanged",
+    "kept_precoro",
     "skipped",
     "invalid",
     "ambiguous",
     "conflict",
     "failed",
 ]
-WRITTEN = frozenset({"created", "updated", "linked", "unchanged"})
-"""Outcomes where Precoro holds the record as sent."""
+WRITTEN = frozenset({"created", "updated", "linked", "unchanged", "kept_precoro"})
+"""Outcomes where Precoro holds the record as sent, or newer values of some fields
+(`kept_precoro`: a person's edit in Precoro, which the forward job carries to the ERP)."""
 COUNTED_AS_FAILURE = frozenset({"failed", "invalid"})
 
 
@@ -61,11 +64,16 @@ class RecordOutcome:
     superseded: str | None = None
     """Which newer version replaced this record (then it is final and not dead-lettered:
     replaying it would revert the newer one)."""
+    kept_precoro: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fields not written because Precoro changed (or owns) them: field -> base, erp, precoro."""
+    conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fields both sides changed differently since the last sync, not written:
+    field -> base (last synced), erp, precoro."""
 
     def to_json(self) -> dict[str, Any]:
         """The report line."""
         data = asdict(self)
-        return {k: v for k, v in data.items() if v not in (None, [], "")}
+        return {k: v for k, v in data.items() if v not in (None, [], "", {})}
 
 
 class RunReport:
@@ -77,6 +85,9 @@ class RunReport:
         self.run_id = run_id
         self.dry_run = dry_run
         self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self.conflicted: Counter[str] = Counter()
+        """Records with at least one field in conflict (outcome `conflict`, or `updated`
+        with other fields written), per stream: each is in the dead-letter file."""
         self.started = time.time()
         self._report: Any = None
         self._dead: Any = None
@@ -119,7 +130,10 @@ class RunReport:
         self._report.write(json.dumps(outcome.to_json(), default=str) + "\n")
         if outcome.outcome in WRITTEN and self.on_written is not None and not self.dry_run:
             self.on_written(outcome, self.origin_of(outcome.line))
-        if outcome.outcome not in WRITTEN and outcome.superseded is None and record is not None:
+        if outcome.conflicts:
+            self.conflicted[outcome.stream] += 1
+        unwritten = outcome.outcome not in WRITTEN or bool(outcome.conflicts)
+        if unwritten and outcome.superseded is None and record is not None:
             self._dead_letter(outcome, record, schema)
 
     def _dead_letter(
@@ -175,6 +189,7 @@ class RunReport:
             "dry_run": self.dry_run,
             "streams": {s: dict(sorted(c.items())) for s, c in sorted(self.counts.items())},
             "totals": dict(sorted(totals.items())),
+            "records_with_conflicts": dict(sorted(self.conflicted.items())),
             "calls": calls,
             "budget_left_today": budget_left,
             "halted": self.halted,

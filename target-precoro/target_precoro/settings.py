@@ -19,6 +19,7 @@ from precoro_client.settings import state_home
 from singer_sdk import typing as th
 
 from target_precoro.streams import SUPPORTED_STREAMS, supported_names
+from target_precoro.threeway import ANY, DEFAULT_OWNER, OWNERS, Owner
 
 Mode = Literal["upsert", "update_only", "insert_only"]
 MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
@@ -194,6 +195,20 @@ TARGET_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "field_ownership",
+        th.ObjectType(additional_properties=th.ObjectType(additional_properties=th.StringType)),
+        description=(
+            "Who wins when the ERP and Precoro disagree, per stream and field, e.g. "
+            '{"suppliers": {"email": "precoro", "name": "erp", "*": "conflict"}}; '
+            '"*" is every other field (or, as a stream, every other stream). `conflict` '
+            "(the default): a three-way compare with the value last synced writes only "
+            "what the ERP changed, keeps what a person changed in Precoro "
+            "(`kept_precoro`) and reports a field both changed as `conflict` (not "
+            "written). `erp`: the ERP always wins. `precoro`: written only while Precoro "
+            "holds no value."
+        ),
+    ),
+    th.Property(
         "custom_fields",
         th.ObjectType(additional_properties=th.StringType),
         description=(
@@ -224,6 +239,15 @@ class TargetSettings:
     write_settle_seconds: float = float(WRITE_SETTLE_SECONDS)
     index_recheck_hours: float = float(INDEX_RECHECK_HOURS)
     custom_fields: dict[str, str] = field(default_factory=dict)
+    field_ownership: dict[str, dict[str, Owner]] = field(default_factory=dict)
+
+    def owner(self, stream: str, name: str) -> Owner:
+        """Who wins for one field: stream.field, stream.*, *.*, else the three-way rule."""
+        for scope, key in ((stream, name), (stream, ANY), (ANY, ANY)):
+            found = self.field_ownership.get(scope, {}).get(key)
+            if found is not None:
+                return found
+        return DEFAULT_OWNER
 
     def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
         """Linking rules for an entity: the configured ones, else the registry's."""
@@ -269,6 +293,7 @@ class TargetSettings:
             write_settle_seconds=settle,
             index_recheck_hours=recheck,
             custom_fields=_custom_fields(config.get("custom_fields")),
+            field_ownership=_field_ownership(config.get("field_ownership")),
         )
 
     def account_dir(self, ledger_key: str) -> Path:
@@ -323,4 +348,40 @@ def _custom_fields(raw: Any) -> dict[str, str]:
             msg = f"custom_fields names {stream!r}, which is not a custom-field options stream"
             raise ConfigError("custom_fields", msg)
         result[stream] = str(value)
+    return result
+
+
+def _field_ownership(raw: Any) -> dict[str, dict[str, Owner]]:
+    """Validate `field_ownership`: known streams, their fields, and erp/precoro/conflict."""
+    if raw is None:
+        return {}
+    name = "field_ownership"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(name, f"{name} must be an object of stream -> {{field: owner}}")
+    result: dict[str, dict[str, Owner]] = {}
+    for stream, fields in raw.items():
+        if stream != ANY and stream not in SUPPORTED_STREAMS:
+            msg = f"{name} names unknown stream {stream!r}; supported: {supported_names()}, *"
+            raise ConfigError(name, msg)
+        if not isinstance(fields, Mapping):
+            raise ConfigError(name, f"{name}.{stream} must be an object of field -> owner")
+        known = (
+            {spec.name for spec in SUPPORTED_STREAMS[stream].writable_fields}
+            if stream != ANY
+            else set()
+        )
+        parsed: dict[str, Owner] = {}
+        for field_name, owner in fields.items():
+            if field_name != ANY and field_name not in known:
+                where = (
+                    'only "*" is allowed under "*"'
+                    if stream == ANY
+                    else (f"{stream} has no writable field {field_name!r}")
+                )
+                raise ConfigError(name, f"{name}.{stream}: {where}")
+            if owner not in OWNERS:
+                msg = f"{name}.{stream}.{field_name} is {owner!r}; use one of {', '.join(OWNERS)}"
+                raise ConfigError(name, msg)
+            parsed[field_name] = owner
+        result[stream] = parsed
     return result

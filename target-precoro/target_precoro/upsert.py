@@ -31,10 +31,11 @@ from precoro_client.registry import Entity, get
 from target_precoro.index import Index
 from target_precoro.journal import Journal, OpenWrite
 from target_precoro.matcher import Match, Matcher
-from target_precoro.planner import changes, record_key
+from target_precoro.planner import record_key
 from target_precoro.report import RecordOutcome, RunReport
 from target_precoro.settings import TargetSettings
 from target_precoro.streams import can_create, can_update
+from target_precoro.threeway import Decision, decide, describe
 from target_precoro.validate import Incoming, InvalidRecord, missing_required, validate_record
 
 logger = logging.getLogger("target_precoro")
@@ -99,6 +100,8 @@ class Upserter:
         self.schema_of = schema_of
         self.claims: dict[tuple[str, int], dict[int, str]] = defaultdict(dict)
         self.halt: Halt | None = None
+        self.agreed: list[tuple[int, dict[str, Any]]] = []
+        """Bases of fields seen equal in the current group, stored when it ends."""
         self.stop_requested: str | None = None
         """Set by the target's signal handler: no further call starts; the one in flight ends."""
 
@@ -251,11 +254,15 @@ class Upserter:
                 existing.append((pending, rows[0]))
             else:
                 unmatched.append(pending)
-        matches = self._match(entity, parent, unmatched)
-        for pending, row in existing:
-            self._apply_existing(entity, parent, pending, row)
-        for pending in unmatched:
-            self._apply_new(entity, parent, pending, matches.get(pending.incoming.external_id))
+        try:
+            matches = self._match(entity, parent, unmatched)
+            for pending, row in existing:
+                self._apply_existing(entity, parent, pending, row)
+            for pending in unmatched:
+                self._apply_new(entity, parent, pending, matches.get(pending.incoming.external_id))
+        finally:
+            agreed, self.agreed = self.agreed, []
+            self.index.set_bases(entity, parent, agreed)
 
     def _settled(self, entry: OpenWrite, now: float) -> bool:
         """Whether a look-up now is late enough to prove an unknown POST was not applied."""
@@ -345,6 +352,49 @@ class Upserter:
 
     # --- decisions -----------------------------------------------------------------
 
+    def _decide(
+        self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]
+    ) -> Decision:
+        """Three-way decision per field (ERP, Precoro's row, the stored base)."""
+        base = self.index.base(entity, parent, int(row["id"]))
+        return decide(
+            entity,
+            pending.values,
+            row,
+            base=base,
+            owner_of=lambda name: self.settings.owner(entity.name, name),
+            list_merge=self.settings.list_merge,
+        )
+
+    def _note_unwritten(self, outcome: RecordOutcome, decision: Decision) -> None:
+        """Put the fields kept or in conflict on the outcome (and in its message)."""
+        outcome.kept_precoro = {k: v.to_json() for k, v in sorted(decision.kept.items())}
+        outcome.conflicts = {k: v.to_json() for k, v in sorted(decision.conflicts.items())}
+        told = describe(decision)
+        if told:
+            outcome.message = f"{outcome.message}; {told}" if outcome.message else told
+
+    def _agree(
+        self,
+        entity: Entity,
+        parent: int,
+        precoro_id: int,
+        values: dict[str, Any],
+        *,
+        later: bool = False,
+    ) -> None:
+        """Move the base of fields Precoro confirmed (never in a dry run).
+
+        `later`: fields merely seen equal are stored with the rest of the group, in one
+        transaction; losing them to a kill is harmless (the next run sees them equal).
+        """
+        if self.settings.dry_run or not values:
+            return
+        if later:
+            self.agreed.append((precoro_id, values))
+        else:
+            self.index.set_base(entity, parent, precoro_id, values)
+
     def _apply_existing(
         self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]
     ) -> None:
@@ -355,11 +405,18 @@ class Upserter:
             base.message = "already in Precoro; mode insert_only leaves existing records alone"
             self._emit(pending.item, base)
             return
-        diff = changes(entity, pending.values, row, self.settings.list_merge)
+        decision = self._decide(entity, parent, pending, row)
+        diff = decision.write
+        self._agree(entity, parent, int(row["id"]), decision.agreed, later=True)
         if not diff:
             if pending.recovered:
                 base.outcome = "created"
                 base.message = "created by an interrupted earlier attempt; confirmed by look-up"
+            elif decision.conflicts:
+                base.outcome = "conflict"
+            elif decision.kept:
+                base.outcome = "kept_precoro"
+            self._note_unwritten(base, decision)
             self._emit(pending.item, base)
             return
         if not can_update(entity):
@@ -372,6 +429,7 @@ class Upserter:
             return
         base.outcome = "updated"
         base.fields = sorted(diff)
+        self._note_unwritten(base, decision)
         self._write(
             entity=entity,
             parent=parent,
@@ -380,6 +438,7 @@ class Upserter:
             method="PUT",
             row=row,
             values=diff,
+            base=decision.write,
         )
 
     def _apply_new(
@@ -400,10 +459,12 @@ class Upserter:
                 base.message = f"{match.describe()}; mode insert_only does not link"
                 self._emit(pending.item, base)
                 return
-            diff = changes(entity, pending.values, row, self.settings.list_merge)
+            decision = self._decide(entity, parent, pending, row)
+            diff = decision.write
             base.message = match.describe()
             if diff and can_update(entity):
                 base.fields = ["externalId", *sorted(diff)]
+                self._note_unwritten(base, decision)
                 self._write(
                     entity=entity,
                     parent=parent,
@@ -412,11 +473,13 @@ class Upserter:
                     method="PUT",
                     row=row,
                     values={**diff, "externalId": ext},
+                    base=decision.base_after_write(),
                 )
             else:
                 if diff:
                     base.message += f"; {entity.name} fields cannot be updated: {sorted(diff)}"
                 base.fields = ["externalId"]
+                self._note_unwritten(base, decision)
                 self._write(
                     entity=entity,
                     parent=parent,
@@ -425,6 +488,7 @@ class Upserter:
                     method="PATCH",
                     row=row,
                     values={"externalId": ext},
+                    base=decision.agreed,
                 )
             return
         if self.settings.mode == "update_only":
@@ -455,6 +519,7 @@ class Upserter:
             method="POST",
             row=None,
             values={**values, "externalId": ext},
+            base=dict(pending.values),
         )
 
     # --- writes --------------------------------------------------------------------
@@ -469,7 +534,9 @@ class Upserter:
         method: str,
         row: dict[str, Any] | None,
         values: dict[str, Any],
+        base: dict[str, Any],
     ) -> None:
+        """Send one write; on a 2xx (journalled done) the fields in `base` move there."""
         self._check_stop()
         ext = pending.incoming.external_id
         if outcome.outcome == "linked":
@@ -518,14 +585,20 @@ class Upserter:
             outcome.final = False
             self._emit(pending.item, outcome)
             return
+        # The journal says `done` by now. The base moves with the row Precoro returned,
+        # in one transaction; a kill before it leaves the old base, and the next run
+        # decides again from Precoro's values.
         if isinstance(result, dict) and result.get("id") is not None:
-            self.index.remember(entity, parent, result)
+            self.index.remember(entity, parent, result, base=base)
             outcome.precoro_id = int(result["id"])
             outcome.key = record_key(entity, result) if entity.key in result else outcome.key
-        elif outcome.outcome == "created":
-            found = self.index.find(entity, parent, ext)
-            if found:
-                outcome.precoro_id = int(found[0]["id"])
+        else:
+            if outcome.outcome == "created":
+                found = self.index.find(entity, parent, ext)
+                if found:
+                    outcome.precoro_id = int(found[0]["id"])
+            if outcome.precoro_id is not None:
+                self._agree(entity, parent, outcome.precoro_id, base)
         self._emit(pending.item, outcome)
 
     def _gone(self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]) -> bool:
