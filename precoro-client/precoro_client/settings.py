@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from precoro_client.errors import ConfigError
 from precoro_client.numbers import NumberRule, parse_number
@@ -135,9 +135,11 @@ def normalize_state_backend_url(value: Any) -> Secret | None:
             "(or leave it empty for the local SQLite ledger at budget_ledger_path)"
         )
         raise ConfigError("state_backend_url", msg)
-    if parts.password:
-        register_secret(parts.password)
-        register_secret(unquote(parts.password))
+    passwords = [parts.password or ""]
+    passwords += [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+    for password in filter(None, passwords):
+        register_secret(password)
+        register_secret(unquote(password))
     return Secret(raw)
 
 

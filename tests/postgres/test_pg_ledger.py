@@ -88,6 +88,14 @@ def test_the_password_never_shows(tmp_path):
     assert "Pw-Zq8x-secret" not in str(locked.value)
 
 
+def test_a_password_in_the_query_is_kept_out_of_messages_too(tmp_path):
+    cfg = settings("postgresql://127.0.0.1:1/precoro?user=l&password=Qq-77-hidden", tmp_path)
+    with pytest.raises(LedgerUnavailable) as info:
+        RateGovernor(cfg)
+    assert "Qq-77-hidden" not in str(info.value)
+    assert "state_backend_url" in str(info.value)
+
+
 def test_spacing_duplicate_gets_and_blocks_are_shared_between_machines(pg_url, tmp_path):
     clock = FakeClock()
     a = RateGovernor(
@@ -232,6 +240,47 @@ def test_the_account_lock_is_one_for_every_machine(pg_url, tmp_path, query):
     assert query(pg_url, "SELECT count(*) FROM precoro_account_locks") == [(0,)]
     second.acquire(0)
     second.release()
+
+
+HOLDER = """
+import json, sys, time
+from precoro_client.account_lock import account_lock
+from precoro_client.settings import PrecoroSettings
+
+lock = account_lock(PrecoroSettings.from_config(json.loads(sys.argv[1])), run_id="doomed")
+lock.acquire(0)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_holder_releases_the_lock_with_its_session(pg_url, tmp_path):
+    cfg = settings(pg_url, tmp_path)
+    config = {
+        "auth_token": TOKEN,
+        "email": "api@example.com",
+        "api_url": URL,
+        "state_backend_url": pg_url,
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, json.dumps(config)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        lock = account_lock(cfg, run_id="next")
+        with pytest.raises(AccountLocked) as info:
+            lock.acquire(0)
+        assert info.value.holder is not None
+        assert info.value.holder.run_id == "doomed"
+        holder.kill()  # SIGKILL: no release, the server ends the session
+        holder.wait()
+        lock.acquire(10)
+        assert lock.held
+        lock.release()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_lost_lock_stops_the_next_call(pg_url, tmp_path, query):
