@@ -140,6 +140,7 @@ class LedgerUnavailable(BudgetExhausted):
     def __init__(self, setting: str, where: str, problem: str) -> None:
         """Name the setting and the (password-free) location; no budget numbers."""
         self.setting = setting
+        self.problem = problem
         self.limit = "ledger"
         self.resets_at = datetime.now(UTC)
         self.used_today = 0

@@ -373,8 +373,8 @@ class RateGovernor:
         self._rates = {name: rate for name, rate in named}
         self._store = open_ledger_store(settings, [rate for _, rate in named])
         self._acquired = 0
-        with self._locked() as now_ms:
-            self._store.cleanup(now_ms, self._dup_ms)
+        """Admission attempts so far; expired rows are cleaned at the first and every
+        `LEAK_EVERY`th (not here: a server-backed store connects on first use)."""
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -519,9 +519,9 @@ class RateGovernor:
         key = request_key(method, url)
         while True:
             with self._locked() as now_ms:
-                self._acquired += 1
                 if self._acquired % LEAK_EVERY == 0:
                     self._store.cleanup(now_ms, self._dup_ms)
+                self._acquired += 1
                 wait = self._check(method, key, now_ms)
                 if wait is None:
                     return

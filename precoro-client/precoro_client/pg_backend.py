@@ -140,12 +140,10 @@ class PostgresLedgerStore(LedgerStore):
         self._xact_key = advisory_key("ledger", self._key)
         self._thread_lock = threading.RLock()
         self._broken: str | None = None
-        self._conn: psycopg.Connection[Any] | None = connect(settings, autocommit=True)
-        try:
-            ensure_schema(self._conn)
-        except psycopg.Error as exc:
-            self._fail(exc)
-        self._conn.autocommit = False
+        self._closed = False
+        self._conn: psycopg.Connection[Any] | None = None
+        # Connected on first use: a client (and a target's run) can be built while the
+        # database is down; the lock or the first admission then stops the run cleanly.
 
     def _unavailable(self, problem: str) -> LedgerUnavailable:
         return LedgerUnavailable(SETTING, shown_backend(self._settings), problem)
@@ -160,8 +158,23 @@ class PostgresLedgerStore(LedgerStore):
         raise self._unavailable(self._broken) from None
 
     def _c(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._broken is not None:
-            raise self._unavailable(self._broken or "the connection is closed")
+        """The connection, opened (and the tables created) on first use; never reopened."""
+        if self._broken is not None:
+            raise self._unavailable(self._broken)
+        if self._conn is None:
+            if self._closed:
+                raise self._unavailable("the ledger was closed")
+            try:
+                conn = connect(self._settings, autocommit=True)
+            except LedgerUnavailable as exc:
+                self._broken = exc.problem
+                raise
+            self._conn = conn
+            try:
+                ensure_schema(conn)
+                conn.autocommit = False
+            except psycopg.Error as exc:
+                self._fail(exc)
         return self._conn
 
     def _one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -338,6 +351,7 @@ class PostgresLedgerStore(LedgerStore):
     @override
     def close(self) -> None:
         with self._thread_lock:
+            self._closed = True
             conn, self._conn = self._conn, None
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -375,7 +389,7 @@ class PostgresAccountLock(AccountLock):
         return self._held
 
     def _unavailable(self, exc: BaseException) -> AccountLockUnavailable:
-        problem = exc.message if isinstance(exc, LedgerUnavailable) else _problem(exc)
+        problem = exc.problem if isinstance(exc, LedgerUnavailable) else _problem(exc)
         return AccountLockUnavailable(shown_backend(self._settings), problem)
 
     def _connection(self) -> psycopg.Connection[Any]:

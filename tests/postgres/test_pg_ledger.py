@@ -75,8 +75,9 @@ def test_the_password_never_shows(tmp_path):
     # Nothing listens on port 1: the connection fails at once.
     cfg = settings("postgresql://ledger:Pw-Zq8x-secret@127.0.0.1:1/precoro", tmp_path)
     assert "Pw-Zq8x-secret" not in repr(cfg)
+    governor = RateGovernor(cfg)  # connects on first use: a run can be set up, then stop
     with pytest.raises(LedgerUnavailable) as info:
-        RateGovernor(cfg)
+        governor.acquire("GET", f"{URL}/suppliers")
     text = str(info.value)
     assert "state_backend_url" in text
     assert "127.0.0.1:1/precoro" in text
@@ -91,7 +92,7 @@ def test_the_password_never_shows(tmp_path):
 def test_a_password_in_the_query_is_kept_out_of_messages_too(tmp_path):
     cfg = settings("postgresql://127.0.0.1:1/precoro?user=l&password=Qq-77-hidden", tmp_path)
     with pytest.raises(LedgerUnavailable) as info:
-        RateGovernor(cfg)
+        RateGovernor(cfg).remaining_today()
     assert "Qq-77-hidden" not in str(info.value)
     assert "state_backend_url" in str(info.value)
 

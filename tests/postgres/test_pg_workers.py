@@ -311,3 +311,19 @@ def test_postgres_killed_mid_read_stops_the_tap_with_state_and_the_rerun_finishe
         emitted = set(first.ids(stream)) | set(second.ids(stream))
         assert len(emitted) == totals[stream], f"{stream}: a record was lost"
     assert sb.admin.counters().total > calls_before
+
+
+def test_an_unreachable_database_at_start_makes_no_call(sandbox, tmp_path):
+    url = "postgresql://ledger:Start-Pw-4242@127.0.0.1:1/precoro"  # nothing listens on 1
+    sandbox.admin.reset_counters()
+    target = target_worker(sandbox, tmp_path, url, "target", range(3)).start()
+    assert target.wait() == 75  # EX_TEMPFAIL: nothing attempted, try again later
+    lines, summary = target.report()
+    assert {(o["outcome"], o.get("final", True)) for o in lines} == {("failed", False)}
+    assert "state_backend_url" in summary["halted"]
+    tap = tap_worker(sandbox, tmp_path, url, ["suppliers"]).start()
+    assert tap.wait() == 0
+    assert parse_messages(tap.stdout.read_text()).states  # STATE, for the next run
+    assert sandbox.admin.counters().total == 0
+    for worker in (target, tap):  # the password never reaches a log
+        assert "Start-Pw-4242" not in worker.log.read_text()
