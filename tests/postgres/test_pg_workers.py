@@ -181,7 +181,7 @@ def test_a_tap_and_a_target_on_two_machines_share_one_budget_exactly(
     tap.start()
     target.start()
     assert tap.wait() == 0, tap.log.read_text()[-3000:]
-    assert target.wait() in (0, 1), target.log.read_text()[-3000:]
+    assert target.wait() == 0, target.log.read_text()[-3000:]
 
     counters = sb.admin.counters()
     assert counters.get(status=429) == 0  # the combined rate stayed under every limit
@@ -264,7 +264,7 @@ def test_postgres_killed_mid_write_stops_the_target_cleanly_and_the_rerun_finish
     states = [x for x in run.stdout.read_text().splitlines() if x.strip()]
     assert states == []  # STATE withheld: not everything before it is done
     assert sandbox.admin.counters().get("POST") == 5
-    assert code in (0, 1)
+    assert code == 0  # a clean stop, as on a spent budget
 
     own_postgres.start()
     # Every call made had its ledger entry, committed before the call.
