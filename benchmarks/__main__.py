@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark script in turn and print their result lines.
 
 Each script measures one thing (sandbox page serving, tap throughput, target upsert,
-webhook receiver) and writes its figures to benchmarks/results/<name>.json.
+webhook receiver, the ledger's overhead on SQLite and PostgreSQL) and writes its
+figures to benchmarks/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("sandbox_page", "tap_throughput", "target_upsert", "webhooks")
+ORDER = ("sandbox_page", "tap_throughput", "target_upsert", "webhooks", "ledger")
 
 
 def main() -> int:

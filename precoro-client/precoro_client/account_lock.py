@@ -8,8 +8,9 @@ and lives where the ledger lives, so every process that shares a budget also sha
 the lock, whatever their other state folders.
 
 - `AccountLock` is the interface callers use; `account_lock(settings, ...)` picks the
-  implementation. Today that is `FileAccountLock`; a server-backed lock (PostgreSQL,
-  for many machines) can be added beside it and chosen there.
+  implementation: `FileAccountLock` beside the SQLite ledger, or
+  `pg_backend.PostgresAccountLock` when `state_backend_url` puts the ledger on
+  PostgreSQL (every machine then sees one lock).
 - `FileAccountLock` is an OS lock (`flock`/`LockFileEx` through the `filelock`
   library, soft fallback off): the kernel drops it when the holding process dies,
   kill -9 included, so a crashed run never blocks the next one.
@@ -259,7 +260,15 @@ class FileAccountLock(AccountLock):
 def account_lock(
     settings: PrecoroSettings, *, run_id: str, program: str = "target-precoro"
 ) -> AccountLock:
-    """The write lock of `settings`' account, kept where its budget ledger is kept."""
+    """The write lock of `settings`' account, kept where its budget ledger is kept.
+
+    PostgreSQL (`state_backend_url`): an advisory lock every machine sees; otherwise
+    an OS file lock beside the SQLite ledger (one machine).
+    """
+    if settings.state_backend_url is not None:
+        from precoro_client.pg_backend import PostgresAccountLock
+
+        return PostgresAccountLock(settings, run_id=run_id, program=program)
     return FileAccountLock(
         settings.budget_ledger_path.parent, settings.ledger_key, run_id=run_id, program=program
     )

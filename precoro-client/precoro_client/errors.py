@@ -19,7 +19,7 @@ import html
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from precoro_client.secret import scrub
@@ -126,6 +126,30 @@ class BudgetExhausted(PrecoroError):
         if detail:
             text = f"{text}: {detail}"
         super().__init__(text)
+
+
+class LedgerUnavailable(BudgetExhausted):
+    """The shared ledger (or the account lock's session) cannot be reached: stop now.
+
+    A `BudgetExhausted`, so the tap and the target stop the way they do for a spent
+    budget (STATE emitted, unattempted records reported): no call is made without
+    its ledger entry. `setting` names where the ledger is configured; the message
+    shows the URL without its password.
+    """
+
+    def __init__(self, setting: str, where: str, problem: str) -> None:
+        """Name the setting and the (password-free) location; no budget numbers."""
+        self.setting = setting
+        self.problem = problem
+        self.limit = "ledger"
+        self.resets_at = datetime.now(UTC)
+        self.used_today = 0
+        self.remaining_today = 0
+        PrecoroError.__init__(
+            self,
+            f"the Precoro budget ledger at {where} ({setting}) is unavailable: {problem}; "
+            "the run stops before any further call (the next run resumes)",
+        )
 
 
 class ValidationFailed(PrecoroError):

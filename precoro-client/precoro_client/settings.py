@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from precoro_client.errors import ConfigError
 from precoro_client.numbers import NumberRule, parse_number
-from precoro_client.secret import Secret
+from precoro_client.secret import Secret, register_secret
 
 DEFAULT_API_URL = "https://api.precoro.com"
 REGION_URLS: dict[str, str] = {
@@ -104,6 +104,52 @@ def normalize_api_url(value: str) -> str:
     return raw.rstrip("/")
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+"""URL schemes of `state_backend_url` that select the PostgreSQL backend."""
+
+
+def normalize_state_backend_url(value: Any) -> Secret | None:
+    """Check `state_backend_url`: None (the embedded SQLite ledger) or a PostgreSQL URL.
+
+    The URL may carry a password, so it is kept as a `Secret` and the password is
+    registered for scrubbing (a driver's error text can repeat parts of the URL).
+    """
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        msg = f"state_backend_url must be a string, got {type(value).__name__}"
+        raise ConfigError("state_backend_url", msg)
+    raw = value.strip()
+    shown = shown_url(raw)
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        msg = f"state_backend_url {shown!r} is not a valid URL (bad host or port)"
+        raise ConfigError("state_backend_url", msg) from None
+    if parts.scheme.lower() not in POSTGRES_SCHEMES:
+        msg = (
+            f"state_backend_url {shown!r} is not supported; use postgresql://user@host/db "
+            "(or leave it empty for the local SQLite ledger at budget_ledger_path)"
+        )
+        raise ConfigError("state_backend_url", msg)
+    passwords = [parts.password or ""]
+    passwords += [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+    for password in filter(None, passwords):
+        register_secret(password)
+        register_secret(unquote(password))
+    return Secret(raw)
+
+
+def shown_backend(settings: PrecoroSettings) -> str:
+    """Where the ledger lives, as it may appear in a message (never a password)."""
+    if settings.state_backend_url is None:
+        return str(settings.budget_ledger_path)
+    return shown_url(settings.state_backend_url.reveal())
+
+
 NUMBER_RULES: dict[str, NumberRule] = {
     "connect_timeout_seconds": NumberRule(integer=False, exclusive_minimum=0, maximum=600),
     "read_timeout_seconds": NumberRule(integer=False, exclusive_minimum=0, maximum=600),
@@ -156,6 +202,8 @@ class PrecoroSettings:
     budget_reserve: int = 0
     max_wait_seconds: float = 900.0
     budget_ledger_path: Path = field(default_factory=default_ledger_path)
+    state_backend_url: Secret | None = None
+    """PostgreSQL URL holding the ledger and the account lock; None: SQLite at the path."""
     user_agent: str | None = None
 
     def __post_init__(self) -> None:
@@ -208,6 +256,8 @@ class PrecoroSettings:
             msg = f"budget_ledger_path {str(path)!r} is a directory; give a file path"
             raise ConfigError("budget_ledger_path", msg)
         object.__setattr__(self, "budget_ledger_path", path)
+        backend = normalize_state_backend_url(self.state_backend_url)
+        object.__setattr__(self, "state_backend_url", backend)
 
         if self.user_agent is not None:
             if not isinstance(self.user_agent, str):

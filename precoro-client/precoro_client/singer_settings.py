@@ -122,6 +122,17 @@ CONNECTION_PROPERTIES = th.PropertiesList(
         ),
     ),
     th.Property(
+        "state_backend_url",
+        th.StringType,
+        secret=True,
+        description=(
+            "Where the budget ledger and the account write lock live. Empty: the SQLite "
+            "file at budget_ledger_path (one machine). `postgresql://user:password@host/db`: "
+            "a PostgreSQL database shared by every worker on every machine, so they spend "
+            "one budget and take turns writing (keyed by the same hash, never the key)."
+        ),
+    ),
+    th.Property(
         "user_agent",
         th.StringType,
         description="User-Agent header to send (default: precoro-client/<version>).",

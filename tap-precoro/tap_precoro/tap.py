@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 from precoro_client.client import PrecoroClient
-from precoro_client.errors import BudgetExhausted, ConfigError
+from precoro_client.errors import BudgetExhausted, ConfigError, LedgerUnavailable
 from precoro_client.numbers import NumberRule
 from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
@@ -305,7 +305,10 @@ class TapPrecoro(PrecoroPlugin, Tap):
         records = Counter({s.name: s.emitted_count for s in self._precoro_streams()})
         client = self.client if self._client is not None else None
         calls = client.call_count if client else 0
-        left = client.governor.remaining_today() if client else None
+        try:
+            left = client.governor.remaining_today() if client else None
+        except LedgerUnavailable:  # the run stopped because the shared ledger went away
+            left = None
         per_stream = ", ".join(f"{name}={count}" for name, count in sorted(records.items()))
         self.logger.info(
             "Run summary: records %s; API calls used %d; budget left today %s",
