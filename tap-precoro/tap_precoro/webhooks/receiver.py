@@ -158,6 +158,10 @@ class WebhookApp:
             return _json(start_response, "400 Bad Request", {"error": str(exc)})
         try:
             self.inbox.append(notification)
+        except ValueError as exc:  # the inbox refused the values themselves: resending won't help
+            self.rejected += 1
+            logger.warning("rejected delivery from %s: %s", remote, exc)
+            return _json(start_response, "400 Bad Request", {"error": "invalid notification"})
         except Exception:
             logger.exception("could not store a delivery (type %d)", notification.type)
             return _json(start_response, "503 Service Unavailable", {"error": "not stored"})
