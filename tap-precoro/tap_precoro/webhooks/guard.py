@@ -98,7 +98,7 @@ class GuardStats:
     evicted: int = 0
     """Unfinished connections closed to make room at `connection_limit`."""
     refused_full: int = 0
-    """Times the server paused accepting: every connection was busy being served."""
+    """Times the server paused accepting because every connection was being served."""
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a JSON-ready mapping."""
@@ -190,9 +190,23 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         if not self.accepting:
             return False
         channels = self.active_channels
-        if len(channels) < self.limits.connection_limit:
-            self._full_logged = False
-            return True
+        if len(channels) >= self.limits.connection_limit and not self._make_room(channels):
+            if not self._full_logged:
+                self._full_logged = True
+                self.stats.refused_full += 1
+                logger.warning(
+                    "all %d connections are being served; new ones wait (connection_limit)",
+                    self.limits.connection_limit,
+                )
+            return False
+        self._full_logged = False
+        return True
+
+    def _make_room(self, channels: dict[int, Any]) -> bool:
+        """Close the longest-waiting unserved connections so one more fits.
+
+        False when every open connection is being served (nothing may be closed).
+        """
         live = [c for c in channels.values() if not (c.will_close or c.close_when_flushed)]
         excess = len(live) - self.limits.connection_limit + 1
         if excess <= 0:
@@ -202,16 +216,7 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         for victim in victims:
             victim.will_close = True
         self.stats.evicted += len(victims)
-        if len(victims) == excess:
-            return True
-        self.stats.refused_full += 1
-        if not self._full_logged:
-            self._full_logged = True
-            logger.warning(
-                "all %d connections are being served; new ones wait (connection_limit)",
-                self.limits.connection_limit,
-            )
-        return False
+        return len(victims) == excess
 
 
 def _raise_descriptor_limit(limits: ServerLimits, listeners: int) -> None:
