@@ -255,3 +255,20 @@ def test_cli_names_the_setting_when_the_descriptor_limit_cannot_fit_it(tmp_path:
     assert process.returncode == 2
     assert "connection_limit 1000" in process.stderr
     assert SECRET not in process.stderr + process.stdout
+
+
+def test_oversized_headers_are_refused_before_the_app_runs(tmp_path: Path):
+    """Headers are capped at 8 KiB (waitress allows 256 KiB): a client cannot make the
+    receiver buffer more than that per connection, even with the right secret."""
+    import requests
+
+    settings = ReceiverSettings(secret=SECRET)
+    with Receiver.open(tmp_path / "inbox.sqlite3", settings, port=0) as receiver:
+        url = receiver.webhook_url()
+        body = {"id": 5, "type": 7, "action": 1}
+        big = requests.post(url, json=body, headers={"X-Pad": "a" * 10_000}, timeout=10)
+        assert big.status_code == 431
+        assert receiver.inbox.depth() == 0
+        normal = requests.post(url, json=body, headers={"X-Pad": "a" * 2_000}, timeout=10)
+        assert normal.status_code == 200
+        assert receiver.inbox.depth() == 1
