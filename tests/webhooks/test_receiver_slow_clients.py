@@ -8,6 +8,7 @@ count successes and what ends up in the inbox, not timings.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from pathlib import Path
@@ -272,3 +273,33 @@ def test_oversized_headers_are_refused_before_the_app_runs(tmp_path: Path):
         normal = requests.post(url, json=body, headers={"X-Pad": "a" * 2_000}, timeout=10)
         assert normal.status_code == 200
         assert receiver.inbox.depth() == 1
+
+
+def test_a_client_that_never_reads_its_responses_is_closed(tmp_path: Path):
+    """A client pipelining requests without reading the answers stalls the
+    connection on output (waitress then reads no more from it); it is closed once
+    nothing could be sent to it for the request deadline."""
+    limits = ServerLimits(request_timeout_seconds=2)
+    settings = ReceiverSettings(secret=SECRET)
+    request = b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+    with Receiver.open(tmp_path / "inbox.sqlite3", settings, port=0, limits=limits) as receiver:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((receiver.host, receiver.port))
+        sock.setblocking(False)
+        try:
+
+            def stalled() -> bool:
+                # Keep pipelining until the receiver stops reading from us.
+                with contextlib.suppress(BlockingIOError, OSError):
+                    sock.send(request * 2048)
+                return any(
+                    c.total_outbufs_len and not c.requests
+                    for c in list(receiver.server.active_channels.values())
+                )
+
+            assert wait_for(stalled, seconds=60)
+            assert wait_for(lambda: receiver.guard.write_stalled == 1, seconds=60)
+            assert wait_for(lambda: not receiver.server.active_channels, seconds=30)
+        finally:
+            sock.close()

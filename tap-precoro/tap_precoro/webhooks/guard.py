@@ -15,8 +15,9 @@ policy (`ServerLimits`):
 - **A deadline per request**: the request line, headers and body must all arrive
   within `request_timeout_seconds` of the request's first byte (of the accept, for a
   connection's first request), however the bytes trickle; a keep-alive connection
-  waiting for its next request is closed after `idle_timeout_seconds`. Checked every
-  second.
+  waiting for its next request is closed after `idle_timeout_seconds`, and one whose
+  client reads nothing of a pending response for `request_timeout_seconds` too.
+  Checked every second.
 - **Room for genuine clients when full**: at `connection_limit` the server does not
   stop accepting; it closes the connection that has waited longest without
   completing a request (never one whose request is being served). An attacker then
@@ -34,6 +35,8 @@ from __future__ import annotations
 
 import heapq
 import logging
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +59,8 @@ MAX_HEADER_BYTES = 8192
 """Request line plus headers: a delivery needs a few hundred bytes (waitress: 256 KiB)."""
 CHECK_INTERVAL = 1
 """Seconds between deadline checks (waitress's `cleanup_interval`)."""
+LINGER_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on with 0 s: close() resets the connection and drops unsent output."""
 DESCRIPTOR_MARGIN = 64
 """File descriptors kept free beyond one per connection (inbox, listen socket, logs)."""
 
@@ -95,6 +100,8 @@ class GuardStats:
     """Connections closed because their request did not arrive in time."""
     idle_closed: int = 0
     """Keep-alive connections closed after `idle_timeout_seconds`."""
+    write_stalled: int = 0
+    """Connections closed because the client read none of its response for that long."""
     evicted: int = 0
     """Unfinished connections closed to make room at `connection_limit`."""
     refused_full: int = 0
@@ -105,6 +112,7 @@ class GuardStats:
         return {
             "timed_out": self.timed_out,
             "idle_closed": self.idle_closed,
+            "write_stalled": self.write_stalled,
             "evicted": self.evicted,
             "refused_full": self.refused_full,
         }
@@ -137,10 +145,29 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
         return result
 
     def serving(self) -> bool:
-        """A request of this channel is queued or running, or output is pending."""
-        return bool(
-            self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed
-        )
+        """A request of this channel is queued or running (or it is being closed)."""
+        return bool(self.requests or self.will_close)
+
+    def writing(self) -> bool:
+        """Nothing in service, but a response is still waiting for the client to read it."""
+        return bool(self.total_outbufs_len or self.close_when_flushed)
+
+    def doom(self) -> None:
+        """Close this connection at the loop's next turn, even if it cannot be written.
+
+        `will_close` alone closes only once the socket is writable, which a client
+        that reads nothing never lets happen; shutting the socket down makes poll()
+        report a hang-up, so waitress closes it in its normal path (the descriptor
+        stays open until then, so it cannot be reused under the loop). Linger 0 drops
+        the unread output with a reset instead of keeping it queued in the kernel.
+        """
+        self.will_close = True
+        if self.writing():
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+                self.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already gone: waitress sees that too
+                pass
 
     def reading(self) -> bool:
         """Part of a request arrived, or the connection never completed one."""
@@ -148,7 +175,9 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
 
     def waiting_since(self) -> float:
         """Since when this connection has made no useful progress."""
-        return self.request_started if self.reading() else float(self.last_activity)
+        if self.reading() and not self.writing():
+            return self.request_started
+        return float(self.last_activity)  # the last byte received or sent
 
 
 class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
@@ -172,7 +201,11 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         for channel in list(self.active_channels.values()):
             if not isinstance(channel, GuardedChannel) or channel.serving():
                 continue
-            if channel.reading():
+            if channel.writing():  # a client that does not read its responses
+                if channel.last_activity < request_cutoff:
+                    channel.doom()
+                    self.stats.write_stalled += 1
+            elif channel.reading():
                 if channel.request_started < request_cutoff:
                     channel.will_close = True
                     self.stats.timed_out += 1
@@ -207,14 +240,14 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
 
         False when every open connection is being served (nothing may be closed).
         """
-        live = [c for c in channels.values() if not (c.will_close or c.close_when_flushed)]
+        live = [c for c in channels.values() if not c.will_close]
         excess = len(live) - self.limits.connection_limit + 1
         if excess <= 0:
             return True
         idle = [c for c in live if isinstance(c, GuardedChannel) and not c.serving()]
         victims = heapq.nsmallest(excess, idle, key=GuardedChannel.waiting_since)
         for victim in victims:
-            victim.will_close = True
+            victim.doom()
         self.stats.evicted += len(victims)
         return len(victims) == excess
 
