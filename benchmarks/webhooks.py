@@ -3,6 +3,11 @@
 1. Receiver throughput and p99 latency: 10,000 deliveries over loopback to a real
    `precoro-webhooks serve` process (waitress, SQLite inbox, synchronous=FULL), from
    16 client threads with keep-alive sessions. Aim: > 500 deliveries/s, p99 < 50 ms.
+   The same again under a slow-client attack from loopback (150 silent sockets and
+   50 sockets trickling one header byte a second, each reopened once the receiver
+   closes it): at the default limits, and with `--connection-limit 100` so that the
+   attack holds more sockets than the receiver allows. Aim: >= 99% of deliveries
+   succeed, throughput within half of the quiet run's.
 2. Fetch calls per change event: the sandbox fires 1,000 updates to 10 purchase
    orders at a receiver; the tap in webhook mode then makes at most 10 calls
    (one detail per changed entity), counted at the sandbox. For comparison, the same
@@ -37,7 +42,11 @@ from tap_precoro.tap import TapPrecoro
 from tap_precoro.webhooks.inbox import SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
 
-RESULTS = Path(__file__).resolve().parent / "results" / "webhooks.json"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "webhooks.json"
+sys.path.insert(0, str(ROOT / "tests" / "webhooks"))
+from slow_clients import SlowClientAttack  # noqa: E402  (shared with the receiver's tests)
+
 SECRET = "bench-secret-0123456789abcdef"
 CLIENT_THREADS = 16
 DOCS = "purchaseorders"
@@ -54,10 +63,18 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def bench_receiver(deliveries: int, workdir: Path) -> dict[str, Any]:
-    """Throughput and latency of the receiver process under concurrent deliveries."""
+def bench_receiver(
+    deliveries: int,
+    workdir: Path,
+    *,
+    name: str = "quiet",
+    attack: bool = False,
+    serve_args: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Throughput and latency of the receiver process under concurrent deliveries,
+    optionally while a slow-client attack holds sockets open against it."""
     port = free_port()
-    inbox_path = workdir / "receiver-inbox.sqlite3"
+    inbox_path = workdir / f"receiver-inbox-{name}.sqlite3"
     env = {**os.environ, "PRECORO_WEBHOOK_SECRET": SECRET}
     server = subprocess.Popen(
         [
@@ -70,10 +87,12 @@ def bench_receiver(deliveries: int, workdir: Path) -> dict[str, Any]:
             "--port",
             str(port),
             "--log-level",
-            "WARNING",
+            "ERROR",
+            *serve_args,
         ],
         env=env,
     )
+    slow = SlowClientAttack("127.0.0.1", port, idle=150, trickle=50, reconnect_seconds=0.5)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -92,36 +111,67 @@ def bench_receiver(deliveries: int, workdir: Path) -> dict[str, Any]:
                 session = local.session = requests.Session()
             body = {"id": 1000 + i % 500, "type": 2, "action": 1, "idn": 1 + i % 500}
             started = time.perf_counter()
-            status = session.post(url, json=body, timeout=10).status_code
+            try:
+                status = session.post(url, json=body, timeout=10).status_code
+            except requests.RequestException:
+                status = 0
             return status, time.perf_counter() - started
 
+        if attack:
+            slow.__enter__()
+            while slow.counts.bytes_trickled < 100:  # every trickling socket is in place
+                time.sleep(0.05)
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:  # warm-up: connections, caches
             list(pool.map(send, range(200)))
         started = time.perf_counter()
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:
             results = list(pool.map(send, range(deliveries)))
         elapsed = time.perf_counter() - started
+        guard = requests.get(f"{base}/health", timeout=10).json().get("connections", {})
     finally:
+        if attack:
+            slow.__exit__(None, None, None)
         server.terminate()
         server.wait(15)
-    latencies = [seconds * 1000 for _, seconds in results]
+    latencies = [seconds * 1000 for status, seconds in results if status == 200]
     ok = sum(status == 200 for status, _ in results)
     inbox = SqliteInbox(inbox_path)
     try:
         stored = inbox.depth()
     finally:
         inbox.close()
-    return {
+    figures: dict[str, Any] = {
         "deliveries": deliveries,
         "accepted": ok,
+        "fraction_accepted": round(ok / deliveries, 4),
         "stored": stored - 200,
         "client_threads": CLIENT_THREADS,
+        "serve_args": list(serve_args),
         "seconds": round(elapsed, 2),
-        "deliveries_per_second": round(deliveries / elapsed),
-        "latency_ms_p50": round(statistics.median(latencies), 2),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 2),
-        "latency_ms_max": round(max(latencies), 2),
+        "deliveries_per_second": round(ok / elapsed),
+        "latency_ms_p50": round(statistics.median(latencies), 2) if latencies else None,
+        "latency_ms_p99": round(percentile(latencies, 0.99), 2) if latencies else None,
+        "latency_ms_max": round(max(latencies), 2) if latencies else None,
+        "guard": guard,
     }
+    if attack:
+        figures["attack"] = {
+            "idle_sockets": slow.idle,
+            "trickling_sockets": slow.trickle,
+            "connects": slow.counts.connects,
+            "closed_by_receiver": slow.counts.closed_by_server,
+            "bytes_trickled": slow.counts.bytes_trickled,
+        }
+    return figures
+
+
+def describe(label: str, figures: dict[str, Any]) -> str:
+    return (
+        f"{label}: {figures['accepted']}/{figures['deliveries']} deliveries accepted in "
+        f"{figures['seconds']} s = {figures['deliveries_per_second']}/s; p50 "
+        f"{figures['latency_ms_p50']} ms, p99 {figures['latency_ms_p99']} ms; stored "
+        f"{figures['stored']}; guard {figures['guard']}"
+    )
 
 
 def run_tap(config: dict[str, Any], state: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
@@ -203,11 +253,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         receiver = bench_receiver(args.deliveries, workdir)
+        print(describe("receiver", receiver) + " (aim > 500/s, p99 < 50 ms)", flush=True)
+        attacked = bench_receiver(args.deliveries, workdir, name="attack", attack=True)
+        print(describe("receiver under slow-client attack", attacked), flush=True)
+        over_limit = bench_receiver(
+            args.deliveries,
+            workdir,
+            name="attack-over-limit",
+            attack=True,
+            serve_args=("--connection-limit", "100"),
+        )
         print(
-            f"receiver: {receiver['deliveries']} deliveries in {receiver['seconds']} s = "
-            f"{receiver['deliveries_per_second']}/s (aim > 500); p50 "
-            f"{receiver['latency_ms_p50']} ms, p99 {receiver['latency_ms_p99']} ms "
-            f"(aim < 50); stored {receiver['stored']}",
+            describe("receiver under attack, 200 sockets vs --connection-limit 100", over_limit),
             flush=True,
         )
         fetches = bench_fetches(workdir)
@@ -222,9 +279,26 @@ def main() -> int:
         f"calls, polling mode {fetches['idle_run_calls']['polling_mode']} calls"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"receiver": receiver, "tap": fetches}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "receiver": receiver,
+                "receiver_under_attack": attacked,
+                "receiver_under_attack_over_connection_limit": over_limit,
+                "tap": fetches,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    held = all(
+        run["fraction_accepted"] >= 0.99
+        and run["deliveries_per_second"] >= receiver["deliveries_per_second"] / 2
+        for run in (attacked, over_limit)
+    )
     ok = (
         receiver["accepted"] == receiver["deliveries"]
+        and held
         and fetches["webhook_mode"]["calls"] <= fetches["entities"]
     )
     return 0 if ok else 1

@@ -1,6 +1,6 @@
 """`precoro-webhooks`: run the receiver, show the inbox, prune what the tap consumed.
 
-    precoro-webhooks serve --inbox PATH [--host 127.0.0.1] [--port 8900]
+    precoro-webhooks serve --inbox PATH [--host 127.0.0.1] [--port 8900] [limits...]
     precoro-webhooks status --inbox PATH [--state STATE.json]
     precoro-webhooks prune --inbox PATH (--upto POSITION | --state STATE.json)
 
@@ -24,11 +24,17 @@ from typing import Any, NoReturn
 from precoro_client.errors import ConfigError
 from precoro_client.numbers import parse_number
 
+from tap_precoro.webhooks.guard import (
+    DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_THREADS,
+    ServerLimits,
+)
 from tap_precoro.webhooks.inbox import InboxMissing, SqliteInbox
 from tap_precoro.webhooks.receiver import (
     DEFAULT_HEARTBEAT_SECONDS,
     DEFAULT_MAX_BODY,
-    DEFAULT_THREADS,
     NUMBER_RULES,
     Receiver,
     ReceiverSettings,
@@ -82,12 +88,16 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             heartbeat_seconds=args.heartbeat_seconds,
         )
+        limits = ServerLimits(
+            connection_limit=args.connection_limit,
+            request_timeout_seconds=args.request_timeout_seconds,
+            idle_timeout_seconds=args.idle_timeout_seconds,
+            threads=args.threads,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver.open(
-        args.inbox, settings, host=args.host, port=args.port, threads=args.threads
-    )
+    receiver = Receiver.open(args.inbox, settings, host=args.host, port=args.port, limits=limits)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     print(f"precoro-webhooks: listening on {receiver.url}/webhook (inbox {args.inbox})", flush=True)
     receiver.serve_forever()
@@ -169,7 +179,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_HEARTBEAT_SECONDS,
         help="liveness marker interval; the tap reconciles after a longer silence (0: off)",
     )
-    serve.add_argument("--threads", type=_number_option("threads"), default=DEFAULT_THREADS)
+    serve.add_argument(
+        "--threads",
+        type=_number_option("threads"),
+        default=DEFAULT_THREADS,
+        help="worker threads (they only run complete requests; slow clients hold none)",
+    )
+    serve.add_argument(
+        "--connection-limit",
+        type=_number_option("connection_limit"),
+        default=DEFAULT_CONNECTION_LIMIT,
+        help="open connections at most; when full, the longest-waiting unfinished one "
+        "is closed to let a new one in",
+    )
+    serve.add_argument(
+        "--request-timeout-seconds",
+        type=_number_option("request_timeout_seconds"),
+        default=DEFAULT_REQUEST_TIMEOUT,
+        help="seconds a request (line, headers, body) may take to arrive, however it trickles",
+    )
+    serve.add_argument(
+        "--idle-timeout-seconds",
+        type=_number_option("idle_timeout_seconds"),
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="seconds a keep-alive connection may wait for its next request",
+    )
     serve.add_argument("--log-level", default="INFO")
 
     status = sub.add_parser("status", help="show inbox depth, head and receiver liveness")

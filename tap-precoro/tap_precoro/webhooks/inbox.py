@@ -15,6 +15,8 @@ mode with `synchronous=FULL`: in WAL mode FULL syncs the log at every commit, so
 acknowledged notification survives a power loss (NORMAL would only survive a process
 crash and could lose the last acknowledged deliveries). Concurrent appends share one
 commit (group commit), so the fsync cost is paid once per batch, not per delivery.
+A row is checked before it joins a batch, and if a batch still fails, each of its rows
+is retried in a transaction of its own: one bad row never fails another's append.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ MARKERS: tuple[str, ...] = ("started", "stopped", "heartbeat")
 NOTIFICATION = "notification"
 BUSY_TIMEOUT_MS = 10_000
 SCHEMA_VERSION = "1"
+MAX_ENTITY_ID = 2**63 - 1
+"""Largest id a SQLite INTEGER holds (signed 64-bit); Precoro's ids are positive."""
+MAX_IDN_LENGTH = 64
+"""Longest idn the inbox takes (Precoro's are short numbers or codes)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,26 @@ class Notification:
     type: int
     action: int
     idn: str | None = None
+
+    def problem(self) -> str | None:
+        """Why the inbox cannot store this notification (None: it can)."""
+        for name in ("id", "type", "action"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{name!r} must be an integer"
+        if not 0 < self.id <= MAX_ENTITY_ID:
+            return f"'id' must be between 1 and {MAX_ENTITY_ID}"
+        if not (0 <= self.type <= MAX_ENTITY_ID and 0 <= self.action <= MAX_ENTITY_ID):
+            return "'type' and 'action' must be between 0 and 2**63 - 1"
+        idn = self.idn
+        if idn is not None and (
+            not isinstance(idn, str)
+            or not idn
+            or len(idn) > MAX_IDN_LENGTH
+            or not idn.isprintable()
+        ):
+            return f"'idn' must be 1 to {MAX_IDN_LENGTH} printable characters"
+        return None
 
 
 @dataclass(frozen=True)
@@ -184,7 +210,15 @@ class SqliteInbox:
     # --- writes -----------------------------------------------------------------------
 
     def append(self, notification: Notification) -> int:
-        """Store a notification; returns once it is on disk (fsynced)."""
+        """Store a notification; returns once it is on disk (fsynced).
+
+        A notification the inbox cannot hold raises `ValueError` before it joins a
+        batch, so it cannot fail the commit other deliveries share.
+        """
+        problem = notification.problem()
+        if problem is not None:
+            msg = f"cannot store notification of type {notification.type!r}: {problem}"
+            raise ValueError(msg)
         return self._submit(
             (
                 time.time(),
@@ -225,29 +259,50 @@ class SqliteInbox:
         return pending.position
 
     def _commit(self, batch: list[_Pending]) -> None:
-        conn = self._write
+        """Commit the batch in one transaction; if that fails, each row on its own.
+
+        The retry isolates a failing row (its waiter gets its own error) from the
+        others, which are then stored as if they had arrived alone.
+        """
         try:
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                self._insert(batch)
+            except Exception:
+                if len(batch) == 1:
+                    raise
                 for item in batch:
-                    cursor = conn.execute(
-                        "INSERT INTO entries"
-                        " (received_at, kind, entity_id, type, action, idn, info)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        item.row,
-                    )
-                    item.position = int(cursor.lastrowid or 0)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except BaseException as exc:  # every waiter of the batch gets the failure
+                    try:
+                        self._insert([item])
+                    except Exception as exc:
+                        item.error = exc
+        except BaseException as exc:  # e.g. the single row failed: its waiter gets it
             for item in batch:
-                item.error = exc
-                item.position = 0
+                if item.position == 0 and item.error is None:
+                    item.error = exc
         finally:
             for item in batch:
                 item.done = True
+
+    def _insert(self, items: list[_Pending]) -> None:
+        """Insert `items` in one transaction; positions are set only once committed."""
+        conn = self._write
+        positions: list[int] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in items:
+                cursor = conn.execute(
+                    "INSERT INTO entries"
+                    " (received_at, kind, entity_id, type, action, idn, info)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    item.row,
+                )
+                positions.append(int(cursor.lastrowid or 0))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        for item, position in zip(items, positions, strict=True):
+            item.position = position
 
     def prune(self, upto: int) -> int:
         """Delete entries at or below `upto` (capped at the head); return how many."""

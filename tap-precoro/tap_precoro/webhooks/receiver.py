@@ -6,7 +6,8 @@ body on its I/O thread before a worker thread runs the app (so a slow or malicio
 sender cannot tie up workers), it caps body sizes itself (`max_request_body_size`),
 and its worker threads fit the blocking, durable SQLite append the app must finish
 before it answers. An ASGI server would need that blocking write moved to a thread
-pool anyway.
+pool anyway. Its connection policy is hardened for the open internet in `guard.py`
+(per-request deadlines, eviction at the connection limit).
 
 Per delivery: authenticate (secret in `?secret=` or `X-Webhook-Secret`, compared in
 constant time; 401 otherwise), cap the size (413), validate the body (400), append to
@@ -28,8 +29,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from precoro_client.numbers import NumberRule, parse_number
-from waitress.server import create_server
 
+from tap_precoro.webhooks.guard import (
+    LIMIT_RULES,
+    GuardStats,
+    ServerLimits,
+    create_guarded_server,
+)
 from tap_precoro.webhooks.inbox import Inbox, SqliteInbox
 from tap_precoro.webhooks.payload import InvalidNotification, parse_notification
 
@@ -40,15 +46,14 @@ DEFAULT_MAX_BODY = 4096
 """Bytes: a notification is ~60 bytes; 4 KiB leaves room for undocumented keys."""
 MIN_SECRET_LENGTH = 16
 DEFAULT_HEARTBEAT_SECONDS = 60.0
-DEFAULT_THREADS = 8
 WEBHOOK_PATH = "/webhook"
 HEALTH_PATH = "/health"
 
 NUMBER_RULES: dict[str, NumberRule] = {
     "max_body_bytes": NumberRule(integer=True, minimum=64, maximum=1_048_576),
     "heartbeat_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
-    "threads": NumberRule(integer=True, minimum=1, maximum=64),
     "port": NumberRule(integer=True, minimum=0, maximum=65_535),
+    **LIMIT_RULES,
 }
 """Type and range of the receiver's numeric settings (parsed by `parse_number`)."""
 
@@ -94,10 +99,13 @@ def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> l
 class WebhookApp:
     """The WSGI application: `POST /webhook` and `GET /health`."""
 
-    def __init__(self, inbox: Inbox, settings: ReceiverSettings) -> None:
-        """Serve deliveries into `inbox`."""
+    def __init__(
+        self, inbox: Inbox, settings: ReceiverSettings, guard: GuardStats | None = None
+    ) -> None:
+        """Serve deliveries into `inbox`; `guard` counts what the server closed."""
         self.inbox = inbox
         self.settings = settings
+        self.guard = guard or GuardStats()
         self._secret = settings.secret.encode()
         self.accepted = 0
         self.rejected = 0
@@ -158,6 +166,10 @@ class WebhookApp:
             return _json(start_response, "400 Bad Request", {"error": str(exc)})
         try:
             self.inbox.append(notification)
+        except ValueError as exc:  # the inbox refused the values themselves: resending won't help
+            self.rejected += 1
+            logger.warning("rejected delivery from %s: %s", remote, exc)
+            return _json(start_response, "400 Bad Request", {"error": "invalid notification"})
         except Exception:
             logger.exception("could not store a delivery (type %d)", notification.type)
             return _json(start_response, "503 Service Unavailable", {"error": "not stored"})
@@ -181,7 +193,13 @@ class WebhookApp:
         return _json(
             start_response,
             "200 OK",
-            {"status": "ok", "head": info.head, "depth": depth, "accepted": self.accepted},
+            {
+                "status": "ok",
+                "head": info.head,
+                "depth": depth,
+                "accepted": self.accepted,
+                "connections": self.guard.as_dict(),
+            },
         )
 
 
@@ -200,24 +218,26 @@ class Receiver:
         *,
         host: str = "127.0.0.1",
         port: int = 8900,
-        threads: int = DEFAULT_THREADS,
+        limits: ServerLimits | None = None,
         owns_inbox: bool = False,
     ) -> None:
         """Bind the listening socket now (port 0 picks a free one)."""
         self.inbox = inbox
         self.settings = settings
-        self.app = WebhookApp(inbox, settings)
+        self.limits = limits or ServerLimits()
+        self.guard = GuardStats()
+        self.app = WebhookApp(inbox, settings, self.guard)
         self._owns_inbox = owns_inbox
         # waitress warns "Task queue depth is N" whenever requests wait for a worker:
         # normal under a burst of webhooks, and it would flood the log.
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        self.server: Any = create_server(
+        self.server: Any = create_guarded_server(
             self.app,
+            limits=self.limits,
+            stats=self.guard,
             host=host,
             port=port,
-            threads=threads,
             max_request_body_size=max(settings.max_body_bytes * 4, 65536),
-            channel_timeout=30,
             ident="precoro-webhooks",
             clear_untrusted_proxy_headers=True,
         )
@@ -231,7 +251,12 @@ class Receiver:
     @classmethod
     def open(cls, inbox_path: str | Path, settings: ReceiverSettings, **kwargs: Any) -> Receiver:
         """A receiver over a SQLite inbox at `inbox_path` (created if missing)."""
-        return cls(SqliteInbox(inbox_path, create=True), settings, owns_inbox=True, **kwargs)
+        inbox = SqliteInbox(inbox_path, create=True)
+        try:
+            return cls(inbox, settings, owns_inbox=True, **kwargs)
+        except BaseException:  # e.g. the port is taken or the limits do not fit
+            inbox.close()
+            raise
 
     @property
     def url(self) -> str:
@@ -289,7 +314,15 @@ class Receiver:
             from waitress import wasyncore
 
             server = self.server
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            trigger = server.trigger
+            # Not `trigger.pull_trigger(thunk)`: it queues the thunk, releases the lock,
+            # then writes the wake-up byte, and a loop woken meanwhile (by a worker) may
+            # run the thunk, closing the pipe before the write (EBADF, or a byte written
+            # into whatever file reused that descriptor). Holding the lock until the byte
+            # is written keeps the thunk from running before.
+            with trigger.lock:
+                trigger.thunks.append(lambda: wasyncore.close_all(server._map))
+                trigger._physical_pull()
             self._thread.join(10)
             server.task_dispatcher.shutdown()
         else:
