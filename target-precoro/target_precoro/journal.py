@@ -9,6 +9,13 @@ Precoro may apply a POST well after the client stopped waiting, so a look-up tha
 finds nothing proves nothing until the write has had time to settle. Each entry keeps
 `sent_by`: Precoro's clock (epoch seconds) by which the request had certainly left;
 the settle period (`write_settle_seconds`) is counted from it.
+
+The journal is the account's, not the run's: it lives beside the account lock (in the
+budget ledger's folder, `journal_path`), so every writer of the account on this machine
+sees the writes left open by any other, whatever its `state_dir`. Otherwise a run from
+another `state_dir`, taking the lock after a holder was killed with a POST in flight,
+would find nothing yet and POST again. Open entries of a journal kept in a `state_dir`
+by an older version are moved in once (`adopt`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from precoro_client.account_lock import LOCK_PREFIX
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -46,6 +55,11 @@ RETAIN_SECONDS = 30 * 24 * 3600
 entries are never pruned, since they are what makes a re-run look before it writes."""
 
 
+def journal_path(ledger_path: Path, ledger_key: str) -> Path:
+    """The account's journal: beside its lock file (`write-<key>.lock`) and ledger."""
+    return ledger_path.parent / f"{LOCK_PREFIX}{ledger_key[:32]}.journal.sqlite3"
+
+
 @dataclass(frozen=True)
 class OpenWrite:
     """A write whose outcome in Precoro is not known yet."""
@@ -61,6 +75,7 @@ class Journal:
     def __init__(self, path: Path, run_id: str) -> None:
         """Open (and create) the journal file."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -70,6 +85,45 @@ class Journal:
             self.db.execute("ALTER TABLE journal ADD COLUMN sent_by REAL")
         self.run_id = run_id
         self.prune(time.time() - RETAIN_SECONDS)
+
+    def adopt(self, legacy: Path) -> int:
+        """Move the open entries of an older, per-`state_dir` journal into this one.
+
+        Called with the account lock held. The entries are marked `moved` in the old
+        file, so a second call (or another state_dir's run) does not bring them twice.
+        """
+        if not legacy.exists() or legacy.resolve() == self.path.resolve():
+            return 0
+        columns = (
+            "run, entity, parent, external_id, method, path, state, precoro_id, status, "
+            "message, started, finished, sent_by"
+        )
+        old = sqlite3.connect(legacy, isolation_level=None)
+        try:
+            known = {row[1] for row in old.execute("PRAGMA table_info(journal)")}
+            if not known:
+                return 0
+            sent_by = "sent_by" if "sent_by" in known else "NULL"
+            placeholders = ", ".join("?" for _ in OPEN_STATES)
+            rows = old.execute(
+                f"SELECT {columns.replace('sent_by', sent_by)} FROM journal "
+                f"WHERE state IN ({placeholders}) ORDER BY seq",
+                OPEN_STATES,
+            ).fetchall()
+            if not rows:
+                return 0
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    f"INSERT INTO journal ({columns}) VALUES ({', '.join('?' * 13)})", rows
+                )
+            old.execute(
+                f"UPDATE journal SET state='moved', message=? WHERE state IN ({placeholders})",
+                (f"moved to {self.path}", *OPEN_STATES),
+            )
+        finally:
+            old.close()
+        return len(rows)
 
     def prune(self, before: float) -> int:
         """Delete finished entries older than `before` (epoch seconds); keeps open ones."""

@@ -30,7 +30,7 @@ from singer_sdk.sinks import Sink
 from typing_extensions import override
 
 from target_precoro.index import Index, IndexStore
-from target_precoro.journal import Journal
+from target_precoro.journal import Journal, journal_path
 from target_precoro.report import RecordOutcome, RunReport
 from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
 from target_precoro.sinks import PrecoroSink
@@ -337,7 +337,12 @@ class TargetPrecoro(PrecoroPlugin, Target):
                 lookback=timedelta(minutes=settings.lookback_minutes),
                 recheck=timedelta(hours=settings.index_recheck_hours),
             )
-            journal = Journal(account / "journal.sqlite3" if shared else IN_MEMORY, run_id)
+            if shared:
+                ledger = self.precoro_settings.budget_ledger_path
+                journal = Journal(journal_path(ledger, self.precoro_settings.ledger_key), run_id)
+                journal.adopt(account / "journal.sqlite3")  # where older versions kept it
+            else:
+                journal = Journal(IN_MEMORY, run_id)
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
             upserter = Upserter(
                 client=client,
