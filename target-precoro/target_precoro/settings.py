@@ -79,8 +79,10 @@ TARGET_PROPERTIES = th.PropertiesList(
         "state_dir",
         th.StringType,
         description=(
-            "Directory for the externalId index and the write journal (SQLite, one "
-            "subdirectory per account). Default: $XDG_STATE_HOME/precoro/target."
+            "Directory for the externalId index and record versions (SQLite, one "
+            "subdirectory per account). Default: $XDG_STATE_HOME/precoro/target. The "
+            "write journal is the account's: it lives beside the account lock, in the "
+            "budget ledger's folder."
         ),
     ),
     th.Property(

@@ -265,12 +265,12 @@ class Upserter:
         """Not final: Precoro may still apply the earlier POST, so nothing is sent."""
         wait = max(0.0, entry.sent_by + self.settings.write_settle_seconds - now)
         why = (
-            "unresolved: an earlier POST's outcome is unknown and Precoro does not show the "
+            "an earlier POST's outcome is unknown and Precoro does not show the "
             f"record yet; not re-sent until write_settle_seconds "
             f"({self.settings.write_settle_seconds:g} s) have passed (about {wait:.0f} s "
             "more), then a look-up decides"
         )
-        return RecordOutcome(entity.name, ext, "failed", message=why, final=False)
+        return RecordOutcome(entity.name, ext, "unresolved", message=why, final=False)
 
     # --- references ----------------------------------------------------------------
 
@@ -500,10 +500,10 @@ class Upserter:
             self._emit(pending.item, outcome)
             return
         except WriteOutcomeUnknown as exc:
-            outcome.outcome = "failed"
+            outcome.outcome = "unresolved"
             outcome.status = exc.status
             outcome.message = (
-                f"unresolved: {exc.message}; Precoro does not show the record yet and may "
+                f"{exc.message}; Precoro does not show the record yet and may "
                 f"still apply it, so it is not re-sent: a run at least "
                 f"{self.settings.write_settle_seconds:g} s later (write_settle_seconds) "
                 "looks it up first"

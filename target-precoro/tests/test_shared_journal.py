@@ -103,7 +103,7 @@ def test_killed_holder_with_a_late_post_in_flight_is_not_duplicated_from_another
     second = _config(sb, tmp_path, "second")
     again = run_target(second, singer("suppliers", _records(), {"done": True}), capsys)
     late = again.by_id()[f"{PREFIX}-1"]
-    assert (late["outcome"], late["final"]) == ("failed", False), late
+    assert (late["outcome"], late["final"]) == ("unresolved", False), late
     assert again.states == []
     assert sb.admin.counters().get("POST") == N  # 4 by the first run, SHJ-4 and SHJ-5
     assert again.outcome_of(f"{PREFIX}-3") == "created"  # the POST cut by the kill
@@ -132,7 +132,7 @@ def test_journal_lives_beside_the_account_lock_and_adopts_an_old_one(sandbox, tm
     legacy.close()
     result = run_target(config, singer("suppliers", _records()[:1]), capsys)
     entry = result.by_id()[f"{PREFIX}-0"]
-    assert (entry["outcome"], entry["final"]) == ("failed", False)  # unresolved, not re-sent
+    assert (entry["outcome"], entry["final"]) == ("unresolved", False)  # not re-sent
     assert _rows(sandbox) == {}
     with sqlite3.connect(account / "journal.sqlite3") as old:
         assert [r[0] for r in old.execute("SELECT state FROM journal")] == ["moved"]
