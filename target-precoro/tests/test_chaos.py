@@ -224,6 +224,9 @@ def test_chaos_leaves_one_newest_record_per_external_id(sandbox_factory, tmp_pat
             match={"suppliers": []},
             batch_size_rows=100,
             lock_wait_seconds=TIMEOUT,
+            # ~2,000 calls in a minute of wall-clock time: the budget is another test's.
+            max_requests_per_hour=10**6,
+            max_requests_per_day=10**7,
         )
         pipelines.append(Pipeline(name, folder, config))
     by_pid: dict[int, Pipeline] = {}
