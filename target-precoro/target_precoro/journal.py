@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from precoro_client.account_lock import LOCK_PREFIX
+from target_precoro.settings import account_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -57,7 +57,7 @@ entries are never pruned, since they are what makes a re-run look before it writ
 
 def journal_path(ledger_path: Path, ledger_key: str) -> Path:
     """The account's journal: beside its lock file (`write-<key>.lock`) and ledger."""
-    return ledger_path.parent / f"{LOCK_PREFIX}{ledger_key[:32]}.journal.sqlite3"
+    return account_file(ledger_path, ledger_key, "journal.sqlite3")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing_extensions import override
 from target_precoro.index import Index, IndexStore
 from target_precoro.journal import Journal, journal_path
 from target_precoro.report import RecordOutcome, RunReport
-from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
+from target_precoro.settings import TARGET_PROPERTIES, TargetSettings, account_file
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
 from target_precoro.upsert import Halt, Item, Upserter
@@ -340,7 +340,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
             if shared:
                 ledger = self.precoro_settings.budget_ledger_path
                 journal = Journal(journal_path(ledger, self.precoro_settings.ledger_key), run_id)
-                journal.adopt(account / "journal.sqlite3")  # where older versions kept it
+                journal.adopt(account / "journal.sqlite3")  # where older versions kept them
+                if lock is not None:
+                    self.versions.adopt(account / "versions.sqlite3")
             else:
                 journal = Journal(IN_MEMORY, run_id)
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
@@ -493,8 +495,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
     def versions(self) -> VersionStore:
         """The account's record versions, opened on first use."""
         if self._versions is None:
-            account = self.target_settings.account_dir(self.precoro_settings.ledger_key)
-            self._versions = VersionStore(account / "versions.sqlite3")
+            key = self.precoro_settings.ledger_key
+            ledger = self.precoro_settings.budget_ledger_path
+            self._versions = VersionStore(account_file(ledger, key, "versions.sqlite3"))
         return self._versions
 
     def _note_written(self, outcome: RecordOutcome, origin: Origin) -> None:

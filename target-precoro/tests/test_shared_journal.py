@@ -139,3 +139,49 @@ def test_journal_lives_beside_the_account_lock_and_adopts_an_old_one(sandbox, tm
     with sqlite3.connect(shared) as new:
         states = [r[0] for r in new.execute("SELECT state FROM journal WHERE run='old-run'")]
     assert states == ["intent"]
+
+
+def test_a_dead_letter_replayed_through_another_state_dir_never_reverts(sandbox, tmp_path, capsys):
+    """Record versions are the account's too: any pipeline's replay sees every newer write."""
+    manual, scheduled = _config(sandbox, tmp_path, "manual"), _config(sandbox, tmp_path, "sched")
+    old = {"externalId": f"{PREFIX}-V", "name": "Versioned Vendor v1", "country": "France"}
+    new = {**old, "name": "Versioned Vendor v2"}
+    sandbox.admin.set_faults(
+        [{"kind": "status", "route": "/suppliers", "method": "POST", "status": 422, "times": 1}]
+    )
+    first = run_target(manual, singer("suppliers", [old]), capsys)
+    assert first.outcome_of(f"{PREFIX}-V") == "failed"  # refused: dead-lettered
+    sandbox.admin.clear_faults()
+    second = run_target(manual, singer("suppliers", [new]), capsys)  # a later run: newer
+    assert second.outcome_of(f"{PREFIX}-V") == "created"
+    replay = run_target(scheduled, (first.report_dir / "dead-letter.jsonl").read_text(), capsys)
+    assert replay.outcome_of(f"{PREFIX}-V") == "skipped"
+    (row,) = [
+        r for r in api_records(sandbox, "/suppliers") if r.get("externalId") == old["externalId"]
+    ]
+    assert row["name"] == "Versioned Vendor v2"
+
+
+def test_record_versions_of_an_old_state_dir_are_adopted(sandbox, tmp_path, capsys):
+    from target_precoro.settings import TargetSettings
+    from target_precoro.versions import Origin, VersionStore
+
+    config = _config(sandbox, tmp_path, "one")
+    key = PrecoroSettings.from_config(config).ledger_key
+    legacy_path = TargetSettings.from_config(config).account_dir(key) / "versions.sqlite3"
+    legacy = VersionStore(legacy_path)
+    legacy.written("suppliers", f"{PREFIX}-0", Origin(2_000_000_000.0, 7, "a-later-run"))
+    legacy.close()
+    record = {**_records()[0]}
+    message = {
+        "type": "RECORD",
+        "stream": "suppliers",
+        "record": record,
+        "origin": {"run": "an-older-run", "started": 1_000_000_000.0, "line": 3},
+    }
+    text = singer("suppliers", []) + json.dumps(message) + "\n"
+    result = run_target(config, text, capsys)
+    assert result.outcome_of(f"{PREFIX}-0") == "skipped"  # the adopted newer version wins
+    assert _rows(sandbox) == {}
+    assert not legacy_path.exists()
+    assert legacy_path.with_name("versions.sqlite3.adopted").exists()
