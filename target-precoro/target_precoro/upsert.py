@@ -236,7 +236,10 @@ class Upserter:
             rows = self.index.find(entity, parent, ext)
             if ext in force:
                 entry = open_writes[ext]
-                if not rows and entry.method == "POST" and not self._settled(entry, now):
+                # A POST found was applied; anything else unknown may still be applied
+                # (a PUT of a killed run landing after ours would revert the record).
+                waits = entry.method != "POST" or not rows
+                if waits and not self._settled(entry, now):
                     self._emit(pending.item, self._unresolved(entity, ext, entry, now))
                     continue
                 found_id = int(rows[0]["id"]) if rows else None
@@ -262,11 +265,16 @@ class Upserter:
         return now - entry.sent_by >= self.settings.write_settle_seconds
 
     def _unresolved(self, entity: Entity, ext: str, entry: OpenWrite, now: float) -> RecordOutcome:
-        """Not final: Precoro may still apply the earlier POST, so nothing is sent."""
+        """Not final: Precoro may still apply the earlier write, so nothing is sent."""
         wait = max(0.0, entry.sent_by + self.settings.write_settle_seconds - now)
+        shown = (
+            "Precoro does not show the record yet"
+            if entry.method == "POST"
+            else "Precoro may still apply it over a newer write"
+        )
         why = (
-            "an earlier POST's outcome is unknown and Precoro does not show the "
-            f"record yet; not re-sent until write_settle_seconds "
+            f"an earlier {entry.method}'s outcome is unknown and {shown}; "
+            f"not written until write_settle_seconds "
             f"({self.settings.write_settle_seconds:g} s) have passed (about {wait:.0f} s "
             "more), then a look-up decides"
         )
@@ -599,7 +607,7 @@ class Upserter:
             self.journal.failed(seq, exc.status, f"not sent: {exc.message}")
             raise
         except PrecoroError as exc:
-            self.journal.unknown(seq, exc.message)
+            self.journal.unknown(seq, exc.message, sent_by=self._server_now())
             raise
         self.journal.done(seq, result.get("id") if isinstance(result, dict) else None)
         return result
