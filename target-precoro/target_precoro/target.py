@@ -340,8 +340,8 @@ class TargetPrecoro(PrecoroPlugin, Target):
             if shared:
                 ledger = self.precoro_settings.budget_ledger_path
                 journal = Journal(journal_path(ledger, self.precoro_settings.ledger_key), run_id)
-                journal.adopt(account / "journal.sqlite3")  # where older versions kept them
-                if lock is not None:
+                if lock is not None:  # where older versions kept them (a dry run leaves them)
+                    journal.adopt(account / "journal.sqlite3")
                     self.versions.adopt(account / "versions.sqlite3")
             else:
                 journal = Journal(IN_MEMORY, run_id)
