@@ -9,14 +9,26 @@ Precoro may apply a POST well after the client stopped waiting, so a look-up tha
 finds nothing proves nothing until the write has had time to settle. Each entry keeps
 `sent_by`: Precoro's clock (epoch seconds) by which the request had certainly left;
 the settle period (`write_settle_seconds`) is counted from it.
+
+The journal is the account's, not the run's: it lives beside the account lock (in the
+budget ledger's folder, `journal_path`), so every writer of the account on this machine
+sees the writes left open by any other, whatever its `state_dir`. Otherwise a run from
+another `state_dir`, taking the lock after a holder was killed with a POST in flight,
+would find nothing yet and POST again. Open entries of a journal kept in a `state_dir`
+by an older version are moved in once (`adopt`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from target_precoro.settings import account_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -46,6 +58,11 @@ RETAIN_SECONDS = 30 * 24 * 3600
 entries are never pruned, since they are what makes a re-run look before it writes."""
 
 
+def journal_path(ledger_path: Path, ledger_key: str) -> Path:
+    """The account's journal: beside its lock file (`write-<key>.lock`) and ledger."""
+    return account_file(ledger_path, ledger_key, "journal.sqlite3")
+
+
 @dataclass(frozen=True)
 class OpenWrite:
     """A write whose outcome in Precoro is not known yet."""
@@ -53,6 +70,8 @@ class OpenWrite:
     method: str
     sent_by: float
     """Precoro's clock (epoch seconds) by which the request had certainly left."""
+    base: dict[str, Any] = field(default_factory=dict)
+    """The values that become the three-way base if Precoro applied the write."""
 
 
 class Journal:
@@ -61,6 +80,7 @@ class Journal:
     def __init__(self, path: Path, run_id: str) -> None:
         """Open (and create) the journal file."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -68,8 +88,49 @@ class Journal:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(journal)")}
         if "sent_by" not in columns:  # a journal written before sent_by existed
             self.db.execute("ALTER TABLE journal ADD COLUMN sent_by REAL")
+        if "base" not in columns:  # a journal written before the three-way base existed
+            self.db.execute("ALTER TABLE journal ADD COLUMN base TEXT")
         self.run_id = run_id
         self.prune(time.time() - RETAIN_SECONDS)
+
+    def adopt(self, legacy: Path) -> int:
+        """Move the open entries of an older, per-`state_dir` journal into this one.
+
+        Called with the account lock held. The entries are marked `moved` in the old
+        file, so a second call (or another state_dir's run) does not bring them twice.
+        """
+        if not legacy.exists() or legacy.resolve() == self.path.resolve():
+            return 0
+        columns = (
+            "run, entity, parent, external_id, method, path, state, precoro_id, status, "
+            "message, started, finished, sent_by"
+        )
+        old = sqlite3.connect(legacy, isolation_level=None)
+        try:
+            known = {row[1] for row in old.execute("PRAGMA table_info(journal)")}
+            if not known:
+                return 0
+            sent_by = "sent_by" if "sent_by" in known else "NULL"
+            placeholders = ", ".join("?" for _ in OPEN_STATES)
+            rows = old.execute(
+                f"SELECT {columns.replace('sent_by', sent_by)} FROM journal "
+                f"WHERE state IN ({placeholders}) ORDER BY seq",
+                OPEN_STATES,
+            ).fetchall()
+            if not rows:
+                return 0
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    f"INSERT INTO journal ({columns}) VALUES ({', '.join('?' * 13)})", rows
+                )
+            old.execute(
+                f"UPDATE journal SET state='moved', message=? WHERE state IN ({placeholders})",
+                (f"moved to {self.path}", *OPEN_STATES),
+            )
+        finally:
+            old.close()
+        return len(rows)
 
     def prune(self, before: float) -> int:
         """Delete finished entries older than `before` (epoch seconds); keeps open ones."""
@@ -93,16 +154,19 @@ class Journal:
         path: str,
         *,
         sent_by: float | None = None,
+        base: Mapping[str, Any] | None = None,
     ) -> int:
         """Record a write about to be sent; returns its sequence number.
 
         `sent_by` (Precoro's clock) bounds when the request leaves, queueing included;
-        default: now on the local clock.
+        default: now on the local clock. `base`: the field values that become the
+        three-way base if Precoro applies the write, so a write whose answer was lost is
+        recognised as ours (not a person's edit) when a later run finds it applied.
         """
         now = time.time()
         cur = self.db.execute(
             "INSERT INTO journal (run, entity, parent, external_id, method, path, state, started,"
-            " sent_by) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            " sent_by, base) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?, ?)",
             (
                 self.run_id,
                 entity,
@@ -112,6 +176,7 @@ class Journal:
                 path,
                 now,
                 now if sent_by is None else sent_by,
+                None if not base else json.dumps(dict(base), default=str),
             ),
         )
         return int(cur.lastrowid or 0)
@@ -147,11 +212,14 @@ class Journal:
     def open_writes(self, entity: str, parent: int) -> dict[str, OpenWrite]:
         """externalId -> the latest write whose outcome is unknown."""
         rows = self.db.execute(
-            "SELECT external_id, method, COALESCE(sent_by, started) FROM journal "
+            "SELECT external_id, method, COALESCE(sent_by, started), base FROM journal "
             "WHERE entity=? AND parent=? AND state IN ('intent', 'unknown') ORDER BY seq",
             (entity, parent),
         ).fetchall()
-        return {ext: OpenWrite(method, float(sent_by)) for ext, method, sent_by in rows}
+        return {
+            ext: OpenWrite(method, float(sent_by), json.loads(base) if base else {})
+            for ext, method, sent_by, base in rows
+        }
 
     def resolve(
         self, entity: str, parent: int, external_id: str, precoro_id: int | None, how: str

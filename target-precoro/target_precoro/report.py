@@ -36,7 +36,11 @@ Outcome = Literal[
     "ambiguous",
     "conflict",
     "failed",
+    "unresolved",
 ]
+"""`unresolved`: a write whose outcome is unknown and that has not settled yet; never
+final (a later run looks it up once it has settled), dead-lettered as unfinished, not a
+failure against `max_failures`."""
 WRITTEN = frozenset({"created", "updated", "linked", "unchanged", "kept_precoro"})
 """Outcomes where Precoro holds the record as sent, or newer values of some fields
 (`kept_precoro`: a person's edit in Precoro, which the forward job carries to the ERP)."""
@@ -95,6 +99,7 @@ class RunReport:
         self._dead_schemas: set[str] = set()
         self.halted: str | None = None
         self.unfinished = 0
+        self._unfinished_failures = 0
         self.first_unfinished_line: int | None = None
         """Input line of the earliest record a re-run must retry: STATE stops before it."""
         self.origins: dict[int, Origin] = {}
@@ -122,6 +127,7 @@ class RunReport:
         self.counts[outcome.stream][outcome.outcome] += 1
         if not outcome.final:
             self.unfinished += 1
+            self._unfinished_failures += int(outcome.outcome in COUNTED_AS_FAILURE)
             line = outcome.line or 0
             if self.first_unfinished_line is None or line < self.first_unfinished_line:
                 self.first_unfinished_line = line
@@ -175,9 +181,10 @@ class RunReport:
 
         A budget stop is a clean stop (as in the tap): its unattempted records are
         reported and dead-lettered, and a re-run sends them; they do not fail the run.
+        Nor do `unresolved` records (not a failure: a later run settles them).
         """
         failed = sum(c[o] for c in self.counts.values() for o in COUNTED_AS_FAILURE)
-        return failed - self.unfinished
+        return failed - self._unfinished_failures
 
     def summary(self, *, calls: dict[str, int], budget_left: int | None) -> dict[str, Any]:
         """Counts per stream and outcome, totals, calls and budget."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from precoro_client.account_lock import LOCK_PREFIX
 from precoro_client.errors import ConfigError
 from precoro_client.numbers import NumberRule, parse_number
 from precoro_client.registry import Entity, get
@@ -80,8 +81,10 @@ TARGET_PROPERTIES = th.PropertiesList(
         "state_dir",
         th.StringType,
         description=(
-            "Directory for the externalId index and the write journal (SQLite, one "
-            "subdirectory per account). Default: $XDG_STATE_HOME/precoro/target."
+            "Directory for the externalId index (SQLite, one subdirectory per account). "
+            "Default: $XDG_STATE_HOME/precoro/target. The write journal and record "
+            "versions are the account's: they live beside the account lock, in the "
+            "budget ledger's folder."
         ),
     ),
     th.Property(
@@ -300,6 +303,16 @@ class TargetSettings:
         """State directory of one account (hash of token + URL; never the token)."""
         digest = hashlib.sha256(ledger_key.encode()).hexdigest()[:16]
         return self.state_dir / digest
+
+
+def account_file(ledger_path: Path, ledger_key: str, name: str) -> Path:
+    """A file every writer of the account on this machine shares, whatever its `state_dir`.
+
+    It lives beside the account lock (`write-<key>.lock`, in the budget ledger's folder):
+    the write journal and the record versions, which a run from another `state_dir`
+    must see (an open POST, a newer version) as surely as it sees the lock.
+    """
+    return ledger_path.parent / f"{LOCK_PREFIX}{ledger_key[:32]}.{name}"
 
 
 def _number(config: Mapping[str, Any], name: str, default: float) -> float:

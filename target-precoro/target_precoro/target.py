@@ -31,9 +31,9 @@ from singer_sdk.sinks import Sink
 from typing_extensions import override
 
 from target_precoro.index import Index, IndexStore
-from target_precoro.journal import Journal
+from target_precoro.journal import Journal, journal_path
 from target_precoro.report import RecordOutcome, RunReport
-from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
+from target_precoro.settings import TARGET_PROPERTIES, TargetSettings, account_file
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
 from target_precoro.upsert import Halt, Item, Upserter
@@ -355,7 +355,14 @@ class TargetPrecoro(PrecoroPlugin, Target):
                 lookback=timedelta(minutes=settings.lookback_minutes),
                 recheck=timedelta(hours=settings.index_recheck_hours),
             )
-            journal = Journal(account / "journal.sqlite3" if shared else IN_MEMORY, run_id)
+            if shared:
+                ledger = self.precoro_settings.budget_ledger_path
+                journal = Journal(journal_path(ledger, self.precoro_settings.ledger_key), run_id)
+                if lock is not None:  # where older versions kept them (a dry run leaves them)
+                    journal.adopt(account / "journal.sqlite3")
+                    self.versions.adopt(account / "versions.sqlite3")
+            else:
+                journal = Journal(IN_MEMORY, run_id)
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
             upserter = Upserter(
                 client=client,
@@ -506,8 +513,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
     def versions(self) -> VersionStore:
         """The account's record versions, opened on first use."""
         if self._versions is None:
-            account = self.target_settings.account_dir(self.precoro_settings.ledger_key)
-            self._versions = VersionStore(account / "versions.sqlite3")
+            key = self.precoro_settings.ledger_key
+            ledger = self.precoro_settings.budget_ledger_path
+            self._versions = VersionStore(account_file(ledger, key, "versions.sqlite3"))
         return self._versions
 
     def _note_written(self, outcome: RecordOutcome, origin: Origin) -> None:

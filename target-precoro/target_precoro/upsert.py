@@ -31,7 +31,7 @@ from precoro_client.registry import Entity, get
 from target_precoro.index import Index
 from target_precoro.journal import Journal, OpenWrite
 from target_precoro.matcher import Match, Matcher
-from target_precoro.planner import record_key
+from target_precoro.planner import changes, record_key
 from target_precoro.report import RecordOutcome, RunReport
 from target_precoro.settings import TargetSettings
 from target_precoro.streams import can_create, can_update
@@ -239,11 +239,16 @@ class Upserter:
             rows = self.index.find(entity, parent, ext)
             if ext in force:
                 entry = open_writes[ext]
-                if not rows and entry.method == "POST" and not self._settled(entry, now):
+                # A POST found was applied; anything else unknown may still be applied
+                # (a PUT of a killed run landing after ours would revert the record).
+                waits = entry.method != "POST" or not rows
+                if waits and not self._settled(entry, now):
                     self._emit(pending.item, self._unresolved(entity, ext, entry, now))
                     continue
                 found_id = int(rows[0]["id"]) if rows else None
                 how = "found by look-up" if rows else "not applied (look-up found nothing)"
+                if len(rows) == 1:
+                    self._adopt_landed_base(entity, parent, rows[0], entry)
                 self.journal.resolve(entity.name, parent, ext, found_id, how)
                 pending.recovered = bool(rows) and entry.method == "POST"
             if len(rows) > 1:
@@ -264,20 +269,41 @@ class Upserter:
             agreed, self.agreed = self.agreed, []
             self.index.set_bases(entity, parent, agreed)
 
+    def _adopt_landed_base(
+        self, entity: Entity, parent: int, row: dict[str, Any], entry: OpenWrite
+    ) -> None:
+        """Fields where Precoro now holds what our settled write sent: that write landed.
+
+        Its answer was lost, so the base never moved; without this, the three-way rule
+        would read our own write as a person's edit in Precoro (`kept_precoro` or
+        `conflict`). Done before the journal entry is resolved, so a kill in between
+        leaves the entry open and the next run does it again.
+        """
+        if not entry.base:
+            return
+        differ = changes(entity, entry.base, row, self.settings.list_merge)
+        landed = {k: v for k, v in entry.base.items() if k != "externalId" and k not in differ}
+        self._agree(entity, parent, int(row["id"]), landed)
+
     def _settled(self, entry: OpenWrite, now: float) -> bool:
         """Whether a look-up now is late enough to prove an unknown POST was not applied."""
         return now - entry.sent_by >= self.settings.write_settle_seconds
 
     def _unresolved(self, entity: Entity, ext: str, entry: OpenWrite, now: float) -> RecordOutcome:
-        """Not final: Precoro may still apply the earlier POST, so nothing is sent."""
+        """Not final: Precoro may still apply the earlier write, so nothing is sent."""
         wait = max(0.0, entry.sent_by + self.settings.write_settle_seconds - now)
+        shown = (
+            "Precoro does not show the record yet"
+            if entry.method == "POST"
+            else "Precoro may still apply it over a newer write"
+        )
         why = (
-            "unresolved: an earlier POST's outcome is unknown and Precoro does not show the "
-            f"record yet; not re-sent until write_settle_seconds "
+            f"an earlier {entry.method}'s outcome is unknown and {shown}; "
+            f"not written until write_settle_seconds "
             f"({self.settings.write_settle_seconds:g} s) have passed (about {wait:.0f} s "
             "more), then a look-up decides"
         )
-        return RecordOutcome(entity.name, ext, "failed", message=why, final=False)
+        return RecordOutcome(entity.name, ext, "unresolved", message=why, final=False)
 
     # --- references ----------------------------------------------------------------
 
@@ -551,7 +577,13 @@ class Upserter:
             path = entity.detail_path(record_key(entity, row), parent or None)
         try:
             result = self._send(
-                entity=entity, parent=parent, ext=ext, method=method, path=path, pairs=pairs
+                entity=entity,
+                parent=parent,
+                ext=ext,
+                method=method,
+                path=path,
+                pairs=pairs,
+                base=base,
             )
         except (ValidationFailed, NotFound) as exc:
             gone = isinstance(exc, NotFound) and row is not None and not pending.relooked
@@ -567,10 +599,10 @@ class Upserter:
             self._emit(pending.item, outcome)
             return
         except WriteOutcomeUnknown as exc:
-            outcome.outcome = "failed"
+            outcome.outcome = "unresolved"
             outcome.status = exc.status
             outcome.message = (
-                f"unresolved: {exc.message}; Precoro does not show the record yet and may "
+                f"{exc.message}; Precoro does not show the record yet and may "
                 f"still apply it, so it is not re-sent: a run at least "
                 f"{self.settings.write_settle_seconds:g} s later (write_settle_seconds) "
                 "looks it up first"
@@ -650,11 +682,14 @@ class Upserter:
         method: str,
         path: str,
         pairs: list[tuple[str, str]],
+        base: dict[str, Any] | None = None,
     ) -> Any:
         """One journalled write; a POST with an unknown outcome is looked up, not re-sent."""
         # The governor may hold the request up to max_wait_seconds before it leaves.
         sent_by = self._server_now() + self.client.settings.max_wait_seconds
-        seq = self.journal.intent(entity.name, parent, ext, method, path, sent_by=sent_by)
+        seq = self.journal.intent(
+            entity.name, parent, ext, method, path, sent_by=sent_by, base=base
+        )
         try:
             if method == "POST":
                 result = self.client.post_form(path, pairs)
@@ -672,7 +707,7 @@ class Upserter:
             self.journal.failed(seq, exc.status, f"not sent: {exc.message}")
             raise
         except PrecoroError as exc:
-            self.journal.unknown(seq, exc.message)
+            self.journal.unknown(seq, exc.message, sent_by=self._server_now())
             raise
         self.journal.done(seq, result.get("id") if isinstance(result, dict) else None)
         return result

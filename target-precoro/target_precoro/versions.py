@@ -5,6 +5,11 @@ and its input line. Records of a later run are newer; within a run, a later line
 newer. A dead-letter file keeps each record's origin, so replaying it later does not
 make its records new: a record whose externalId has since been written from a newer
 version is skipped, not written over the newer one.
+
+The store is the account's, like the write journal: it lives beside the account lock
+(`account_file`), so a dead-letter file replayed through any pipeline's `state_dir`
+sees every newer version any of them wrote. A store an older version kept in a
+`state_dir` is merged in once (`adopt`, newer wins).
 """
 
 from __future__ import annotations
@@ -67,10 +72,37 @@ class VersionStore:
     def __init__(self, path: Path) -> None:
         """Open (and create) the store."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
         self._pending: dict[tuple[str, str], Origin] = {}
+
+    def adopt(self, legacy: Path) -> int:
+        """Merge a per-`state_dir` store of an older version (newer wins), then rename it.
+
+        Called with the account lock held; the renamed file (`.adopted`) is kept for
+        investigations and is not read again.
+        """
+        if not legacy.exists() or legacy.resolve() == self.path.resolve():
+            return 0
+        old = sqlite3.connect(legacy)
+        try:
+            tables = {r[0] for r in old.execute("SELECT name FROM sqlite_master")}
+            rows = (
+                old.execute(
+                    "SELECT stream, external_id, started, line, run FROM written"
+                ).fetchall()
+                if "written" in tables
+                else []
+            )
+        finally:
+            old.close()
+        for stream, external_id, started, line, run in rows:
+            self.written(str(stream), str(external_id), Origin(float(started), int(line), str(run)))
+        self.flush()
+        legacy.rename(legacy.with_name(legacy.name + ".adopted"))
+        return len(rows)
 
     def newest(self, stream: str, external_id: str) -> Origin | None:
         """The newest version of this record that Precoro holds from us, if known."""

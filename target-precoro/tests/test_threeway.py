@@ -298,6 +298,16 @@ def test_a_kill_between_reading_and_writing_loses_no_base(sandbox, synced, capsy
     _run_killed_at_put(synced, singer("suppliers", records), after_apply=after_apply)
     assert (_precoro(sandbox, "TW-0")["phone"] == "+49 30 9999") is after_apply
 
+    # The killed PUT's outcome is unknown: nothing is written until it has settled.
+    sandbox.admin.reset_counters()
+    waiting = run_target(synced, singer("suppliers", records), capsys)
+    assert waiting.outcome_of("TW-0") == "unresolved"
+    assert _writes(sandbox) == 0
+    from precoro_client.settings import PrecoroSettings
+    from target_precoro.settings import WRITE_SETTLE_SECONDS
+
+    sandbox.admin.advance_clock(WRITE_SETTLE_SECONDS + PrecoroSettings.max_wait_seconds + 5)
+
     sandbox.admin.reset_counters()
     result = run_target(synced, singer("suppliers", records), capsys)
     line = result.by_id()["TW-0"]
@@ -442,3 +452,28 @@ def test_union_lists_take_the_merged_list_as_the_erp_side():
     assert erp_added.write == {"currencies": ["EUR", "USD", "GBP"]}
     both = run(["EUR", "USD", "GBP"], ["EUR"])  # both changed: conflict
     assert list(both.conflicts) == ["currencies"]
+
+
+def test_a_write_whose_answer_was_lost_is_not_taken_for_a_person_edit(sandbox, synced, capsys):
+    """Our PUT landed but its answer was lost (kill after apply): the base never moved.
+
+    Once it has settled, Precoro's value equals what the journal says we sent, so the
+    ERP's next edit of that field is written (not a `conflict` with our own write).
+    """
+    from precoro_client.settings import PrecoroSettings
+    from target_precoro.settings import WRITE_SETTLE_SECONDS
+
+    records = _erp()
+    records[0]["phone"] = "+49 30 1111"
+    _run_killed_at_put(synced, singer("suppliers", records), after_apply=True)
+    assert _precoro(sandbox, "TW-0")["phone"] == "+49 30 1111"
+    sandbox.admin.advance_clock(WRITE_SETTLE_SECONDS + PrecoroSettings.max_wait_seconds + 5)
+
+    records[0]["phone"] = "+49 30 2222"  # the ERP moves on
+    sandbox.admin.reset_counters()
+    line = run_target(synced, singer("suppliers", records), capsys).by_id()["TW-0"]
+    assert line["outcome"] == "updated"
+    assert line["fields"] == ["phone"]
+    assert not line.get("conflicts")
+    assert _writes(sandbox) == 1
+    assert _precoro(sandbox, "TW-0")["phone"] == "+49 30 2222"
