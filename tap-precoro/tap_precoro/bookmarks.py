@@ -26,7 +26,11 @@ How a pass pages (by page number, or by a `modifiedSince` value under an
 `updateDate`-ascending order) is decided from the rows it reads: see `list_order`.
 
 `recent` lets the next pass skip records it already delivered inside the look-back
-window (same id, same updateDate), so overlap costs no detail call.
+window (same id, same updateDate), so overlap costs no detail call. Every STATE keeps
+at most `RECENT_LIMIT` of them (the newest versions), in the bookmark and in the pass
+alike: the SDK writes the whole state after every document, so an unbounded `recent`
+made a bulk update of n documents cost n² in STATE bytes. The stream keeps the rest in
+memory for the run and settles them with a closing pass (`IncrementalStream.refresh`).
 """
 
 from __future__ import annotations
@@ -41,8 +45,26 @@ from zoneinfo import ZoneInfo
 
 from precoro_client.registry import MODIFIED_SINCE_FORMAT
 
-RECENT_LIMIT = 5000
-"""Most look-back entries kept in state; beyond it records are simply re-read (safe)."""
+RECENT_LIMIT = 100
+"""Most look-back entries a STATE carries per stream (about 35 bytes each): a bound on
+what every STATE costs. Versions beyond it are re-read by the next pass (safe) unless
+the run settles them first (see `IncrementalStream.refresh`)."""
+
+
+def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, str]:
+    """The `limit` entries with the latest versions (they stay in later windows longest)."""
+    if len(versions) <= limit:
+        return dict(versions)
+    kept = sorted(versions.items(), key=lambda item: _version_order(item[1]))[-limit:]
+    return dict(kept)
+
+
+def _version_order(version: str) -> tuple[int, float, str]:
+    """Sort key of an updateDate: unparsable ones first (they are dropped first)."""
+    try:
+        return (1, parse_timestamp(version).timestamp(), version)
+    except ValueError:
+        return (0, 0.0, version)
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -81,6 +103,8 @@ class Pass:
     query: str
     page_emitted: list[str] = field(default_factory=list)
     recent: dict[str, str] = field(default_factory=dict)
+    """Versions delivered (or found delivered) that the next pass lists again; the
+    state keeps the newest `RECENT_LIMIT`, this run keeps them all."""
     cursor: str | None = None
     """`modifiedSince` of the current query when paging by value (`list_order`):
     `next_page` is then a page of that query. None: pages of the `since` query."""
@@ -105,7 +129,7 @@ class Pass:
             "next_page": self.next_page,
             "query": self.query,
             "page_emitted": list(self.page_emitted),
-            "recent": dict(self.recent),
+            "recent": newest(self.recent),
             "cursor": self.cursor,
             "order": dict(self.order),
             "suspect": self.suspect,
@@ -140,6 +164,8 @@ class IncrementalState:
         """Wrap the SDK's writable stream state (mutated in place)."""
         self.state = state
         self.replication_key = replication_key
+        self.overflow = 0
+        """Versions the last `complete_pass` could not keep in `recent`."""
 
     @property
     def bookmark(self) -> datetime | None:
@@ -158,8 +184,14 @@ class IncrementalState:
         return Pass.from_state(raw) if isinstance(raw, Mapping) else None
 
     def save_pass(self, progress: Pass) -> None:
-        """Record pass progress (called after every completed page)."""
+        """Record pass progress (called after every completed page).
+
+        A `recent` from an older state (which kept up to 5,000) is cut to the bound
+        too; the pass still holds it all in memory.
+        """
         self.state["pass"] = progress.to_state()
+        if len(self.state.get("recent") or {}) > RECENT_LIMIT:
+            self.state["recent"] = newest(self.recent)
 
     def ahead_of(self, server_now: datetime) -> datetime | None:
         """The bookmark or pass start later than the server's clock, if any.
@@ -189,7 +221,9 @@ class IncrementalState:
         """Commit a finished pass: move the bookmark to its start minus the look-back.
 
         The bookmark never moves backwards, and is unchanged when the server time is
-        unknown (no response carried a `Date`).
+        unknown (no response carried a `Date`). `recent` keeps the newest
+        `RECENT_LIMIT` versions the next pass lists again (`overflow` says how many
+        more there were).
         """
         self.state.pop("pass", None)
         if progress.started_at is None:
@@ -204,7 +238,8 @@ class IncrementalState:
             for key, value in progress.recent.items()
             if parse_timestamp(value) >= new_bookmark
         }
-        self.state["recent"] = dict(list(kept.items())[-RECENT_LIMIT:])
+        self.state["recent"] = newest(kept)
+        self.overflow = len(kept) - len(self.state["recent"])
         return new_bookmark
 
 

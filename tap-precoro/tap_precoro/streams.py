@@ -32,6 +32,7 @@ from tap_precoro.bookmarks import (
     ReferenceState,
     content_hash,
     modified_since_param,
+    newest,
     parse_timestamp,
     query_fingerprint,
     to_state_timestamp,
@@ -274,6 +275,14 @@ class IncrementalStream(PrecoroStream):
     replication_key = "updateDate"
     is_sorted = False
 
+    def __init__(self, tap: TapPrecoro, entity: Entity) -> None:
+        """Also start the run's memory of delivered versions (see `refresh`)."""
+        super().__init__(tap, entity)
+        self._run_versions: dict[str, str] = {}
+        """Every version this run delivered that a next pass lists again: the state
+        keeps only `RECENT_LIMIT` of them, the closing pass uses them all."""
+        self._closing = False
+
     def start_bookmark(self, tracker: IncrementalState) -> datetime | None:
         """Committed bookmark, else the stream's own start date, else `start_date`."""
         if tracker.bookmark is not None:
@@ -318,7 +327,7 @@ class IncrementalStream(PrecoroStream):
         recent = dict(state.get("recent") or {})
         recent.pop(str(record.get("id")), None)
         recent[str(record.get("id"))] = str(record.get("updateDate"))
-        state["recent"] = dict(list(recent.items())[-RECENT_LIMIT:])
+        state["recent"] = newest(recent)
 
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run (or resume) one pass over everything changed since the bookmark.
@@ -348,7 +357,8 @@ class IncrementalStream(PrecoroStream):
             )
         else:
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
-        delivered = tracker.recent
+        delivered = {**tracker.recent, **self._run_versions}
+        closing = self._closing
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
         read: dict[str, str] = {}
         sketch = Sketch.from_state(progress.sketch)
@@ -387,8 +397,8 @@ class IncrementalStream(PrecoroStream):
                     if self.next_pass_lists(updated, progress, lookback):
                         progress.recent[row_id] = updated
                     continue
-                if not self.first_emission(row):
-                    continue
+                if not self.first_emission(row) and not closing:
+                    continue  # (the closing pass sends a version changed since)
                 record = self.fetch_detail(row) if fetch else dict(row)
                 version = str(record.get("updateDate", updated))
                 if self.next_pass_lists(version, progress, lookback):
@@ -427,6 +437,45 @@ class IncrementalStream(PrecoroStream):
                 self.name,
             )
         self.checkpoint()
+        self._run_versions.update(progress.recent)
+        if tracker.overflow and not closing and self.closing_pass_settles(progress, lookback):
+            # More versions to remember than a STATE carries: list the window again
+            # now, while this run still knows them all. The look-back has passed for
+            # most of them, so the new bookmark leaves them behind; the next run's
+            # list read of the window is paid now instead.
+            self.logger.info(
+                "%s: %d delivered versions inside the look-back exceed what the state "
+                "keeps; a closing pass settles them",
+                self.name,
+                tracker.overflow,
+            )
+            self._closing = True
+            try:
+                yield from self.refresh(context)
+            finally:
+                self._closing = False
+        elif tracker.overflow:
+            self.logger.info(
+                "%s: %d delivered versions inside the look-back exceed what the state "
+                "keeps; the next pass reads them again",
+                self.name,
+                tracker.overflow,
+            )
+
+    def closing_pass_settles(self, progress: Pass, lookback: timedelta) -> bool:
+        """Whether a pass started now would remember few enough versions to keep them all.
+
+        A pass started now re-lists only versions from `now - lookback`: worth it when
+        this pass ran longer than the look-back (a bulk update of documents, read one
+        call each), not right after a quick one.
+        """
+        server = self.precoro_tap.client.last_server_date
+        if server is None:
+            return False
+        start = self.pass_start_time(server)
+        probe = Pass(since=None, started_at=start, next_page=1, query="")
+        still = sum(1 for v in progress.recent.values() if self.next_pass_lists(v, probe, lookback))
+        return still <= RECENT_LIMIT
 
     def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
         """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
