@@ -31,7 +31,7 @@ from typing_extensions import override
 
 from target_precoro.index import Index, IndexStore
 from target_precoro.journal import Journal
-from target_precoro.report import RecordOutcome, RunReport
+from target_precoro.report import RecordOutcome, RunReport, prune_reports
 from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
@@ -338,6 +338,15 @@ class TargetPrecoro(PrecoroPlugin, Target):
                 recheck=timedelta(hours=settings.index_recheck_hours),
             )
             journal = Journal(account / "journal.sqlite3" if shared else IN_MEMORY, run_id)
+            pruned = prune_reports(
+                settings.report_dir, settings.report_retention_days, datetime.now(UTC)
+            )
+            if pruned:
+                self.logger.info(
+                    "Deleted %d run reports older than report_retention_days (%g)",
+                    len(pruned),
+                    settings.report_retention_days,
+                )
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
             upserter = Upserter(
                 client=client,
