@@ -51,6 +51,12 @@ what every STATE costs. Versions beyond it are re-read by the next pass (safe) u
 the run settles them first (see `IncrementalStream.refresh`)."""
 
 
+WEBHOOK_RECENT_LIMIT = 5000
+"""Most webhook-delivered versions kept for the next reconcile poll (which skips them,
+one detail call saved each): they pile up between reconciles, not within a pass, and
+a reconcile pass's own STATEs still carry only `RECENT_LIMIT` of them."""
+
+
 def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, str]:
     """The `limit` entries with the latest versions (they stay in later windows longest)."""
     if len(versions) <= limit:

@@ -27,6 +27,7 @@ from typing_extensions import override
 from tap_precoro.batches import checkpointed_batches
 from tap_precoro.bookmarks import (
     RECENT_LIMIT,
+    WEBHOOK_RECENT_LIMIT,
     IncrementalState,
     Pass,
     ReferenceState,
@@ -358,7 +359,7 @@ class IncrementalStream(PrecoroStream):
         recent = dict(state.get("recent") or {})
         recent.pop(str(record.get("id")), None)
         recent[str(record.get("id"))] = str(record.get("updateDate"))
-        state["recent"] = newest(recent)
+        state["recent"] = newest(recent, WEBHOOK_RECENT_LIMIT)
 
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run (or resume) one pass over everything changed since the bookmark.

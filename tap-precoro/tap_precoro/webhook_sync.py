@@ -228,7 +228,11 @@ def batched_current(
         return None
     lookback = timedelta(minutes=float(stream.config.get("lookback_minutes", 5)))
     oldest = datetime.fromtimestamp(min(item.first_seen_at for item in changed), UTC)
-    return stream.list_current({item.entity_id for item in changed}, oldest - lookback, context)
+    # Arrival times are the receiver's (this machine's) clock; `modifiedSince` is
+    # Precoro's: shift by the offset the responses so far showed (none yet: 0).
+    offset = stream.precoro_tap.client.server_now() - datetime.now(UTC)
+    since = oldest + offset - lookback - timedelta(seconds=1)  # `Date` truncates
+    return stream.list_current({item.entity_id for item in changed}, since, context)
 
 
 def webhook_records(stream: PrecoroStream, context: Context | None) -> Iterator[dict[str, Any]]:
@@ -259,7 +263,9 @@ def webhook_records(stream: PrecoroStream, context: Context | None) -> Iterator[
             "%s: %d changed entities from the webhook inbox", stream.name, len(found.changed)
         )
     listed = batched_current(stream, found.changed, context)
+    since_checkpoint = 0
     for index, item in enumerate(found.changed):
+        costly = listed is None or item.entity_id not in listed
         if listed is not None and item.entity_id in listed:
             record = listed[item.entity_id]
         else:
@@ -273,7 +279,12 @@ def webhook_records(stream: PrecoroStream, context: Context | None) -> Iterator[
             progress.advance(following.first_position - 1, following.first_seen_at, info.inbox_id)
         else:
             progress.advance(found.last_position, found.last_seen_at, info.inbox_id)
-        stream.checkpoint()
+        since_checkpoint += 1
+        # A record that cost a call is checkpointed at once (a crash must not pay for
+        # it again); listed ones once a page, so STATE does not grow with the drain.
+        if costly or since_checkpoint >= stream.page_size or index + 1 == len(found.changed):
+            stream.checkpoint()
+            since_checkpoint = 0
     if not found.changed and found.last_position > position:
         progress.advance(found.last_position, found.last_seen_at, info.inbox_id)
         stream.checkpoint()
