@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("sandbox_page", "tap_throughput", "target_upsert", "webhooks")
+ORDER = ("sandbox_page", "tap_throughput", "target_upsert", "webhooks", "webhook_cost")
 
 
 def main() -> int:
