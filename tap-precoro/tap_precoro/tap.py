@@ -123,8 +123,10 @@ TAP_PROPERTIES = th.PropertiesList(
             "Path of the inbox written by `precoro-webhooks serve`. Set: streams whose "
             "entity Precoro sends webhooks for (purchase orders, invoices, credit notes, "
             "receipts, expenses, suppliers, budgets, item/document custom fields) fetch "
-            "only the entities named by new notifications, one call each; the others "
-            "keep polling. Empty: every stream polls."
+            "only the entities named by new notifications: documents one detail call "
+            "each; suppliers, and documents under status_filters, from one modifiedSince "
+            "list read for all of them (filtered before any detail call), never more "
+            "calls than polling; the others keep polling. Empty: every stream polls."
         ),
     ),
     th.Property(
