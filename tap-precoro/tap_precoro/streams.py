@@ -9,6 +9,7 @@ a page's records have all been emitted.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from tap_precoro.bookmarks import (
     to_state_timestamp,
 )
 from tap_precoro.list_order import ListOrder
+from tap_precoro.outlook import Outlook, left_after_page, pagination_total
 from tap_precoro.sweep import DeliveredRecord, Sketch, created_within, sweep_counts
 from tap_precoro.webhook_sync import webhook_records
 
@@ -71,6 +73,9 @@ class PrecoroStream(Stream):
         self.selected_by_default = entity.storage is None
         self._emitted: set[str] = set()
         self.finished = False
+        self._page_seen: tuple[int | None, int, bool] | None = None
+        """(query total, page number, details) of the last list page of a pass."""
+        self._left_on_page = 0
 
     # --- query --------------------------------------------------------------------------
 
@@ -174,6 +179,32 @@ class PrecoroStream(Stream):
         super().log_sync_costs()
         if list(self.precoro_tap.streams)[-1] == self.name:
             self.precoro_tap.finish_run()
+
+    def note_page(self, page: Page, rows: int, *, details: bool) -> None:
+        """Remember where the pass is, for the estimate (`outlook`); log its progress."""
+        total = pagination_total(page.body, self.page_size)
+        self._page_seen = (total, page.number, details)
+        self._left_on_page = rows
+        if total is not None and page.has_next:
+            left = self.outlook()
+            self.logger.info(
+                "%s: page %d of ~%d; ~%s rows and ~%s calls still to read (%s)",
+                self.name,
+                page.number,
+                math.ceil(total / self.page_size),
+                left.rows,
+                left.calls,
+                self.precoro_tap.time_for(left.calls or 0),
+            )
+
+    def outlook(self) -> Outlook:
+        """Rows and calls this stream still has to read in its current pass."""
+        if self.finished:
+            return Outlook.done()
+        if self._page_seen is None:
+            return Outlook(None, None)
+        total, number, details = self._page_seen
+        return left_after_page(total, number, self.page_size, self._left_on_page, details=details)
 
     @property
     def emitted_count(self) -> int:
@@ -404,7 +435,8 @@ class IncrementalStream(PrecoroStream):
             tracker.save_pass(progress)
             self.checkpoint()
 
-        for _page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
+        for page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
+            self.note_page(page, len(rows), details=fetch)
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
                 progress.started_at = self.pass_start_time(server_time)
@@ -412,7 +444,8 @@ class IncrementalStream(PrecoroStream):
                 yield from self.refresh(context)
                 return
             already = set(progress.page_emitted)
-            for row in rows:
+            for index, row in enumerate(rows):
+                self._left_on_page = len(rows) - index
                 row_id = str(row.get("id"))
                 updated = str(row.get("updateDate"))
                 if row_id in progress.awaiting:
@@ -439,6 +472,7 @@ class IncrementalStream(PrecoroStream):
                 if fetch:
                     progress.page_emitted.append(row_id)
                     save()
+            self._left_on_page = 0
             for row in rows:
                 row_id = str(row.get("id"))
                 if row_id not in read:
