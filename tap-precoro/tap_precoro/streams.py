@@ -72,6 +72,7 @@ class PrecoroStream(Stream):
         )
         self.selected_by_default = entity.storage is None
         self._emitted: set[str] = set()
+        self._emitted_versions: dict[str, str] = {}
         self.finished = False
         self._page_seen: tuple[int | None, int, bool] | None = None
         """(query total, page number, details) of the last list page of a pass."""
@@ -329,7 +330,12 @@ class PrecoroStream(Stream):
         if record_id in self._emitted:
             return False
         self._emitted.add(record_id)
+        self._emitted_versions[record_id] = str(record.get("updateDate"))
         return True
+
+    def emitted_version(self, record_id: str) -> str | None:
+        """The `updateDate` this run first emitted the record with (None: not emitted)."""
+        return self._emitted_versions.get(record_id)
 
 
 class IncrementalStream(PrecoroStream):
@@ -462,7 +468,9 @@ class IncrementalStream(PrecoroStream):
                     if self.next_pass_lists(updated, progress, lookback):
                         progress.recent[row_id] = updated
                     continue
-                if not self.first_emission(row) and not closing:
+                if not self.first_emission(row) and (
+                    not closing or self.emitted_version(row_id) == updated
+                ):
                     continue  # (the closing pass sends a version changed since)
                 record = self.fetch_detail(row) if fetch else dict(row)
                 version = str(record.get("updateDate", updated))

@@ -322,14 +322,16 @@ class TapPrecoro(PrecoroPlugin, Tap):
             known = sum(o.calls for o in outlooks.values() if o.calls is not None)
             unknown = sum(1 for o in outlooks.values() if o.calls is None)
             returns = self.budget_stop.resets_at
+            if unknown:
+                more = f"at least {known + unknown} calls (Precoro gave no total)"
+            else:
+                more = f"~{known} calls, {self.time_for(known)} at the limits"
             self.logger.warning(
-                "Stopped early: %s. Still to read: %s (%s calls%s; %s at the limits). "
+                "Stopped early: %s. Still to read: %s; %s. "
                 "Budget returns at %s; the next run resumes where this one stopped.",
                 self.budget_stop.limit,
                 ", ".join(_left_text(name, o) for name, o in outlooks.items()) or "nothing",
-                f"~{known}" if known else "at least 1",
-                f", and at least {unknown} for streams Precoro gave no total" if unknown else "",
-                self.time_for(known + unknown),
+                more,
                 returns.isoformat() if isinstance(returns, datetime) else "unknown",
             )
 
