@@ -3,9 +3,10 @@
 For each scenario, k records of one stream change (sandbox `touch`) and the receiver's
 inbox gets one notification each (written directly, as the receiver stores them);
 then the same tap state is run once in webhook mode and once polling, and the calls
-are counted at the sandbox. `minimum` is what polling must pay at least: one list call
-per 200 changed rows it emits, plus one detail call per emitted document. Webhook mode
-must be at or below polling on every line.
+are counted at the sandbox; a last line mixes 500 changes over four streams in one
+run. `minimum` is what polling must pay at least: one list call per 200 changed rows
+it emits, plus one detail call per emitted document. Webhook mode must be at or below
+polling on every line.
 
 Run: .venv/bin/python benchmarks/webhook_cost.py
 Writes benchmarks/results/webhook_cost.json.
@@ -86,13 +87,58 @@ def scenario(sb: SandboxServer, folder: Path, stream: str, k: int, extra: dict[s
     return line
 
 
+MIXED = {"suppliers": 250, "purchaseorders": 100, "invoices": 100, "receipts": 50}
+
+
+def mixed(sb: SandboxServer, folder: Path) -> dict[str, Any]:
+    """500 changes over four streams in one run, both modes (the issue's mixed run)."""
+    streams = list(MIXED)
+    inbox_path = folder / "inbox-mixed.sqlite3"
+    SqliteInbox(inbox_path, create=True).close()
+    webhook = config(sb, folder, webhook_inbox=str(inbox_path))
+    polling = config(sb, folder)
+    every = run_tap(config(sb, folder), streams=streams).records
+    base_w = run_tap(webhook, streams=streams)
+    base_p = run_tap(polling, streams=streams)
+    sb.admin.advance_clock(600)
+    inbox = SqliteInbox(inbox_path)
+    for stream, k in MIXED.items():
+        entity = get(stream)
+        rows = every[stream][:k]
+        sb.admin.touch(stream, [r[entity.key] for r in rows])
+        for row in rows:
+            code = entity.webhook_type or 0
+            inbox.append(Notification(int(row["id"]), code, 1, row.get("idn")))
+    inbox.close()
+    line: dict[str, Any] = {"stream": "+".join(streams), "changed": sum(MIXED.values())}
+    emitted: dict[str, dict[str, list[int]]] = {}
+    for mode, cfg, base in (("webhook", webhook, base_w), ("polling", polling, base_p)):
+        sb.admin.reset_counters()
+        run = run_tap(cfg, state=base.state, streams=streams)
+        line[mode] = sb.admin.counters().total
+        emitted[mode] = {name: sorted(run.ids(name)) for name in streams}
+    line["emitted"] = sum(len(ids) for ids in emitted["polling"].values())
+    line["same_records"] = emitted["webhook"] == emitted["polling"]
+    line["minimum"] = sum(
+        max(1, math.ceil(len(emitted["polling"][name]) / PAGE))
+        + (len(emitted["polling"][name]) if get(name).document else 0)
+        for name in streams
+    )
+    line["config"] = {}
+    line["ok"] = line["same_records"] and line["webhook"] <= line["polling"]
+    return line
+
+
 def main() -> int:
     lines: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         options = SandboxOptions(scale=600, limits="off")
         with SandboxServer(options).start() as sb:
-            for stream, k, extra in SCENARIOS:
-                line = scenario(sb, Path(tmp), stream, k, extra)
+            for stream, k, extra in [*SCENARIOS, ("mixed", sum(MIXED.values()), {})]:
+                if stream == "mixed":
+                    line = mixed(sb, Path(tmp))
+                else:
+                    line = scenario(sb, Path(tmp), stream, k, extra)
                 lines.append(line)
                 filters = ",".join(extra) or "no filters"
                 print(
