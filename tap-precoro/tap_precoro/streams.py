@@ -9,6 +9,7 @@ a page's records have all been emitted.
 from __future__ import annotations
 
 import abc
+import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -512,7 +513,11 @@ class IncrementalStream(PrecoroStream):
             )
         self.checkpoint()
         self._run_versions.update(progress.recent)
-        if tracker.overflow and not closing and self.closing_pass_settles(progress, lookback):
+        if (
+            tracker.overflow
+            and not closing
+            and self.closing_pass_settles(progress, lookback, tracker.overflow, details=fetch)
+        ):
             # More versions to remember than a STATE carries: list the window again
             # now, while this run still knows them all. The look-back has passed for
             # most of them, so the new bookmark leaves them behind; the next run's
@@ -536,20 +541,46 @@ class IncrementalStream(PrecoroStream):
                 tracker.overflow,
             )
 
-    def closing_pass_settles(self, progress: Pass, lookback: timedelta) -> bool:
+    def closing_pass_settles(
+        self, progress: Pass, lookback: timedelta, overflow: int, *, details: bool
+    ) -> bool:
         """Whether a pass started now would remember few enough versions to keep them all.
 
         A pass started now re-lists only versions from `now - lookback`: worth it when
         this pass ran longer than the look-back (a bulk update of documents, read one
-        call each), not right after a quick one.
+        call each). After a quicker pass it waits for the look-back to pass when that
+        is quicker than the detail calls the next run would spend on the `overflow`
+        versions instead (at `max_requests_per_second`, within `max_wait_seconds`);
+        master data costs no call to re-send, so it never waits.
         """
-        server = self.precoro_tap.client.last_server_date
-        if server is None:
+        client = self.precoro_tap.client
+        if client.last_server_date is None:
             return False
-        start = self.pass_start_time(server)
-        probe = Pass(since=None, started_at=start, next_page=1, query="")
-        still = sum(1 for v in progress.recent.values() if self.next_pass_lists(v, probe, lookback))
-        return still <= RECENT_LIMIT
+        latest = heapq.nlargest(RECENT_LIMIT + 1, progress.recent.values())
+        if len(latest) <= RECENT_LIMIT:
+            return True
+        try:
+            # A pass starting after this instant leaves all but RECENT_LIMIT behind
+            # (its start is its first `Date` less a second, `pass_start_time`).
+            clear = parse_timestamp(latest[-1]) + lookback + timedelta(seconds=2)
+        except ValueError:
+            return False
+        wait = (clear - client.server_now()).total_seconds()
+        if wait <= 0:
+            return True
+        settings = client.settings
+        saved_seconds = overflow / settings.max_requests_per_second if details else 0.0
+        if wait >= saved_seconds or wait > settings.max_wait_seconds:
+            return False
+        self.logger.info(
+            "%s: waiting %.0f s for the look-back to pass before the closing pass "
+            "(instead of %d detail calls on the next run)",
+            self.name,
+            wait,
+            overflow,
+        )
+        client.governor.sleep(wait)
+        return True
 
     def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
         """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
