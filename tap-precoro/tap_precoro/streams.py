@@ -277,7 +277,8 @@ class PrecoroStream(Stream):
         """The wanted entities listed since `since`, shaped like polled records.
 
         Unfiltered list (the stream's filters are applied to the rows, so a row
-        filtered out is known as such: None, and costs no detail call).
+        filtered out is known as such: None, and costs no detail call). Paging stops
+        once every wanted entity was listed.
         """
         timezone = str(self.config.get("api_timezone", "UTC"))
         params = [
@@ -300,6 +301,8 @@ class PrecoroStream(Stream):
             record = dict(cached) if cached else (self.fetch_detail(row) if details else dict(row))
             cache[(self.entity.collection, key)] = record
             found[key] = record
+            if len(found) == len(wanted):
+                break  # every notified entity is in hand: later pages are not needed
         return found
 
     def matches_filters(self, record: Mapping[str, Any], context: Context | None) -> bool:
