@@ -75,6 +75,11 @@ def parse_timestamp(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def whole_seconds(value: datetime) -> datetime:
+    """Floor to the second (what state and `modifiedSince` keep of a time)."""
+    return value.replace(microsecond=0)
+
+
 def to_state_timestamp(value: datetime) -> str:
     """Render a timestamp for state: UTC, ISO 8601, whole seconds."""
     return value.astimezone(UTC).replace(microsecond=0).isoformat()
@@ -230,7 +235,10 @@ class IncrementalState:
         self.state.pop("pass", None)
         if progress.started_at is None:
             return self.bookmark
-        candidate = parse_timestamp(progress.started_at) - lookback
+        # Whole seconds, as stored: `recent` is then cut at the bookmark the next pass
+        # really lists from (a fractional look-back would otherwise drop versions the
+        # next pass still lists, and send them again).
+        candidate = whole_seconds(parse_timestamp(progress.started_at) - lookback)
         previous = parse_timestamp(progress.since) if progress.since else None
         new_bookmark = max(candidate, previous) if previous else candidate
         self.state["replication_key"] = self.replication_key

@@ -39,6 +39,7 @@ from tap_precoro.bookmarks import (
     parse_timestamp,
     query_fingerprint,
     to_state_timestamp,
+    whole_seconds,
 )
 from tap_precoro.list_order import ListOrder
 from tap_precoro.outlook import Outlook, left_after_page, pagination_total
@@ -563,9 +564,10 @@ class IncrementalStream(PrecoroStream):
         if len(latest) <= RECENT_LIMIT:
             return True
         try:
-            # A pass starting after this instant leaves all but RECENT_LIMIT behind
-            # (its start is its first `Date` less a second, `pass_start_time`).
-            clear = parse_timestamp(latest[-1]) + lookback + timedelta(seconds=2)
+            # A pass starting after this instant leaves all but RECENT_LIMIT behind:
+            # its start is its first `Date` (truncated) less a second, and its
+            # bookmark is floored to the second, so three seconds of margin.
+            clear = parse_timestamp(latest[-1]) + lookback + timedelta(seconds=3)
         except ValueError:
             return False
         wait = (clear - client.server_now()).total_seconds()
@@ -837,7 +839,7 @@ class IncrementalStream(PrecoroStream):
             updated = parse_timestamp(version)
         except ValueError:
             return True
-        return updated >= parse_timestamp(progress.started_at) - lookback
+        return updated >= whole_seconds(parse_timestamp(progress.started_at) - lookback)
 
 
 class ReferenceStream(PrecoroStream):
