@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("sandbox_page", "tap_throughput", "target_upsert", "webhooks", "ledger")
+ORDER = (
+    "sandbox_page",
+    "tap_throughput",
+    "target_upsert",
+    "webhooks",
+    "webhook_cost",
+    "ledger",
+)
 
 
 def main() -> int:

@@ -26,12 +26,17 @@ How a pass pages (by page number, or by a `modifiedSince` value under an
 `updateDate`-ascending order) is decided from the rows it reads: see `list_order`.
 
 `recent` lets the next pass skip records it already delivered inside the look-back
-window (same id, same updateDate), so overlap costs no detail call.
+window (same id, same updateDate), so overlap costs no detail call. Every STATE keeps
+at most `RECENT_LIMIT` of them (the newest versions), in the bookmark and in the pass
+alike: the SDK writes the whole state after every document, so an unbounded `recent`
+made a bulk update of n documents cost n² in STATE bytes. The stream keeps the rest in
+memory for the run and settles them with a closing pass (`IncrementalStream.refresh`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -41,14 +46,38 @@ from zoneinfo import ZoneInfo
 
 from precoro_client.registry import MODIFIED_SINCE_FORMAT
 
-RECENT_LIMIT = 5000
-"""Most look-back entries kept in state; beyond it records are simply re-read (safe)."""
+RECENT_LIMIT = 100
+"""Most look-back entries a STATE carries per stream (about 35 bytes each): a bound on
+what every STATE costs. Versions beyond it are re-read by the next pass (safe) unless
+the run settles them first (see `IncrementalStream.refresh`)."""
+
+
+WEBHOOK_RECENT_LIMIT = 5000
+"""Most webhook-delivered versions kept for the next reconcile poll (which skips them,
+one detail call saved each): they pile up between reconciles, not within a pass, and
+a reconcile pass's own STATEs still carry only `RECENT_LIMIT` of them."""
+
+
+def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, str]:
+    """The `limit` entries with the latest versions (they stay in later windows longest).
+
+    Compared as text: one API writes every `updateDate` of a stream in the same ISO
+    form, and this runs at every checkpoint, so it must stay cheap.
+    """
+    if len(versions) <= limit:
+        return dict(versions)
+    return dict(heapq.nlargest(limit, versions.items(), key=lambda item: item[1]))
 
 
 def parse_timestamp(value: str) -> datetime:
     """Parse an ISO timestamp from Precoro or from state; naive values are UTC."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def whole_seconds(value: datetime) -> datetime:
+    """Floor to the second (what state and `modifiedSince` keep of a time)."""
+    return value.replace(microsecond=0)
 
 
 def to_state_timestamp(value: datetime) -> str:
@@ -81,6 +110,8 @@ class Pass:
     query: str
     page_emitted: list[str] = field(default_factory=list)
     recent: dict[str, str] = field(default_factory=dict)
+    """Versions delivered (or found delivered) that the next pass lists again; the
+    state keeps the newest `RECENT_LIMIT`, this run keeps them all."""
     cursor: str | None = None
     """`modifiedSince` of the current query when paging by value (`list_order`):
     `next_page` is then a page of that query. None: pages of the `since` query."""
@@ -105,7 +136,7 @@ class Pass:
             "next_page": self.next_page,
             "query": self.query,
             "page_emitted": list(self.page_emitted),
-            "recent": dict(self.recent),
+            "recent": newest(self.recent),
             "cursor": self.cursor,
             "order": dict(self.order),
             "suspect": self.suspect,
@@ -140,6 +171,8 @@ class IncrementalState:
         """Wrap the SDK's writable stream state (mutated in place)."""
         self.state = state
         self.replication_key = replication_key
+        self.overflow = 0
+        """Versions the last `complete_pass` could not keep in `recent`."""
 
     @property
     def bookmark(self) -> datetime | None:
@@ -158,8 +191,14 @@ class IncrementalState:
         return Pass.from_state(raw) if isinstance(raw, Mapping) else None
 
     def save_pass(self, progress: Pass) -> None:
-        """Record pass progress (called after every completed page)."""
+        """Record pass progress (called after every completed page).
+
+        A `recent` from an older state (which kept up to 5,000) is cut to the bound
+        too; the pass still holds it all in memory.
+        """
         self.state["pass"] = progress.to_state()
+        if len(self.state.get("recent") or {}) > RECENT_LIMIT:
+            self.state["recent"] = newest(self.recent)
 
     def ahead_of(self, server_now: datetime) -> datetime | None:
         """The bookmark or pass start later than the server's clock, if any.
@@ -189,12 +228,17 @@ class IncrementalState:
         """Commit a finished pass: move the bookmark to its start minus the look-back.
 
         The bookmark never moves backwards, and is unchanged when the server time is
-        unknown (no response carried a `Date`).
+        unknown (no response carried a `Date`). `recent` keeps the newest
+        `RECENT_LIMIT` versions the next pass lists again (`overflow` says how many
+        more there were).
         """
         self.state.pop("pass", None)
         if progress.started_at is None:
             return self.bookmark
-        candidate = parse_timestamp(progress.started_at) - lookback
+        # Whole seconds, as stored: `recent` is then cut at the bookmark the next pass
+        # really lists from (a fractional look-back would otherwise drop versions the
+        # next pass still lists, and send them again).
+        candidate = whole_seconds(parse_timestamp(progress.started_at) - lookback)
         previous = parse_timestamp(progress.since) if progress.since else None
         new_bookmark = max(candidate, previous) if previous else candidate
         self.state["replication_key"] = self.replication_key
@@ -204,7 +248,8 @@ class IncrementalState:
             for key, value in progress.recent.items()
             if parse_timestamp(value) >= new_bookmark
         }
-        self.state["recent"] = dict(list(kept.items())[-RECENT_LIMIT:])
+        self.state["recent"] = newest(kept)
+        self.overflow = len(kept) - len(self.state["recent"])
         return new_bookmark
 
 

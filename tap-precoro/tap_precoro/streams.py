@@ -9,6 +9,8 @@ a page's records have all been emitted.
 from __future__ import annotations
 
 import abc
+import heapq
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,16 +29,20 @@ from typing_extensions import override
 from tap_precoro.batches import checkpointed_batches
 from tap_precoro.bookmarks import (
     RECENT_LIMIT,
+    WEBHOOK_RECENT_LIMIT,
     IncrementalState,
     Pass,
     ReferenceState,
     content_hash,
     modified_since_param,
+    newest,
     parse_timestamp,
     query_fingerprint,
     to_state_timestamp,
+    whole_seconds,
 )
 from tap_precoro.list_order import ListOrder
+from tap_precoro.outlook import Outlook, left_after_page, pagination_total
 from tap_precoro.sweep import DeliveredRecord, Sketch, created_within, sweep_counts
 from tap_precoro.webhook_sync import webhook_records
 
@@ -68,7 +74,11 @@ class PrecoroStream(Stream):
         )
         self.selected_by_default = entity.storage is None
         self._emitted: set[str] = set()
+        self._emitted_versions: dict[str, str] = {}
         self.finished = False
+        self._page_seen: tuple[int | None, int, bool] | None = None
+        """(query total, page number, details) of the last list page of a pass."""
+        self._left_on_page = 0
 
     # --- query --------------------------------------------------------------------------
 
@@ -173,6 +183,32 @@ class PrecoroStream(Stream):
         if list(self.precoro_tap.streams)[-1] == self.name:
             self.precoro_tap.finish_run()
 
+    def note_page(self, page: Page, rows: int, *, details: bool) -> None:
+        """Remember where the pass is, for the estimate (`outlook`); log its progress."""
+        total = pagination_total(page.body, self.page_size)
+        self._page_seen = (total, page.number, details)
+        self._left_on_page = rows
+        if total is not None and page.has_next:
+            left = self.outlook()
+            self.logger.info(
+                "%s: page %d of ~%d; ~%s rows and ~%s calls still to read (%s)",
+                self.name,
+                page.number,
+                math.ceil(total / self.page_size),
+                left.rows,
+                left.calls,
+                self.precoro_tap.time_for(left.calls or 0),
+            )
+
+    def outlook(self) -> Outlook:
+        """Rows and calls this stream still has to read in its current pass."""
+        if self.finished:
+            return Outlook.done()
+        if self._page_seen is None:
+            return Outlook(None, None)
+        total, number, details = self._page_seen
+        return left_after_page(total, number, self.page_size, self._left_on_page, details=details)
+
     @property
     def emitted_count(self) -> int:
         """Records emitted by this run."""
@@ -236,6 +272,40 @@ class PrecoroStream(Stream):
             return row
         return self.fetch_detail(row)
 
+    def list_current(
+        self, wanted: set[int], since: datetime, context: Context | None
+    ) -> dict[int, dict[str, Any] | None]:
+        """The wanted entities listed since `since`, shaped like polled records.
+
+        Unfiltered list (the stream's filters are applied to the rows, so a row
+        filtered out is known as such: None, and costs no detail call). Paging stops
+        once every wanted entity was listed.
+        """
+        timezone = str(self.config.get("api_timezone", "UTC"))
+        params = [
+            *self.entity.base_params,
+            ("modifiedSince", modified_since_param(since, timezone)),
+        ]
+        details = self.entity.document and bool(self.config.get("fetch_details", True))
+        found: dict[int, dict[str, Any] | None] = {}
+        for row in self.precoro_tap.client.iter_records(
+            self.entity.list_path(), params, self.page_size
+        ):
+            key = row.get("id") if isinstance(row, dict) else None
+            if not isinstance(key, int) or key not in wanted or key in found:
+                continue
+            if not self.matches_filters(row, context):
+                found[key] = None
+                continue
+            cache = self.precoro_tap.webhook_fetches
+            cached = cache.get((self.entity.collection, key))
+            record = dict(cached) if cached else (self.fetch_detail(row) if details else dict(row))
+            cache[(self.entity.collection, key)] = record
+            found[key] = record
+            if len(found) == len(wanted):
+                break  # every notified entity is in hand: later pages are not needed
+        return found
+
     def matches_filters(self, record: Mapping[str, Any], context: Context | None) -> bool:
         """Whether the record passes this stream's own list filters (status, logicType...).
 
@@ -265,7 +335,12 @@ class PrecoroStream(Stream):
         if record_id in self._emitted:
             return False
         self._emitted.add(record_id)
+        self._emitted_versions[record_id] = str(record.get("updateDate"))
         return True
+
+    def emitted_version(self, record_id: str) -> str | None:
+        """The `updateDate` this run first emitted the record with (None: not emitted)."""
+        return self._emitted_versions.get(record_id)
 
 
 class IncrementalStream(PrecoroStream):
@@ -273,6 +348,14 @@ class IncrementalStream(PrecoroStream):
 
     replication_key = "updateDate"
     is_sorted = False
+
+    def __init__(self, tap: TapPrecoro, entity: Entity) -> None:
+        """Also start the run's memory of delivered versions (see `refresh`)."""
+        super().__init__(tap, entity)
+        self._run_versions: dict[str, str] = {}
+        """Every version this run delivered that a next pass lists again: the state
+        keeps only `RECENT_LIMIT` of them, the closing pass uses them all."""
+        self._closing = False
 
     def start_bookmark(self, tracker: IncrementalState) -> datetime | None:
         """Committed bookmark, else the stream's own start date, else `start_date`."""
@@ -318,7 +401,7 @@ class IncrementalStream(PrecoroStream):
         recent = dict(state.get("recent") or {})
         recent.pop(str(record.get("id")), None)
         recent[str(record.get("id"))] = str(record.get("updateDate"))
-        state["recent"] = dict(list(recent.items())[-RECENT_LIMIT:])
+        state["recent"] = newest(recent, WEBHOOK_RECENT_LIMIT)
 
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run (or resume) one pass over everything changed since the bookmark.
@@ -348,7 +431,8 @@ class IncrementalStream(PrecoroStream):
             )
         else:
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
-        delivered = tracker.recent
+        delivered = {**tracker.recent, **self._run_versions}
+        closing = self._closing
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
         read: dict[str, str] = {}
         sketch = Sketch.from_state(progress.sketch)
@@ -362,7 +446,8 @@ class IncrementalStream(PrecoroStream):
             tracker.save_pass(progress)
             self.checkpoint()
 
-        for _page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
+        for page, rows in self.pages_of(path, base, progress, save, filtered=filtered):
+            self.note_page(page, len(rows), details=fetch)
             if progress.started_at is None:
                 server_time = self.precoro_tap.client.last_server_date
                 progress.started_at = self.pass_start_time(server_time)
@@ -370,7 +455,8 @@ class IncrementalStream(PrecoroStream):
                 yield from self.refresh(context)
                 return
             already = set(progress.page_emitted)
-            for row in rows:
+            for index, row in enumerate(rows):
+                self._left_on_page = len(rows) - index
                 row_id = str(row.get("id"))
                 updated = str(row.get("updateDate"))
                 if row_id in progress.awaiting:
@@ -387,8 +473,10 @@ class IncrementalStream(PrecoroStream):
                     if self.next_pass_lists(updated, progress, lookback):
                         progress.recent[row_id] = updated
                     continue
-                if not self.first_emission(row):
-                    continue
+                if not self.first_emission(row) and (
+                    not closing or self.emitted_version(row_id) == updated
+                ):
+                    continue  # (the closing pass sends a version changed since)
                 record = self.fetch_detail(row) if fetch else dict(row)
                 version = str(record.get("updateDate", updated))
                 if self.next_pass_lists(version, progress, lookback):
@@ -397,6 +485,7 @@ class IncrementalStream(PrecoroStream):
                 if fetch:
                     progress.page_emitted.append(row_id)
                     save()
+            self._left_on_page = 0
             for row in rows:
                 row_id = str(row.get("id"))
                 if row_id not in read:
@@ -427,6 +516,76 @@ class IncrementalStream(PrecoroStream):
                 self.name,
             )
         self.checkpoint()
+        self._run_versions.update(progress.recent)
+        if (
+            tracker.overflow
+            and not closing
+            and self.closing_pass_settles(progress, lookback, tracker.overflow, details=fetch)
+        ):
+            # More versions to remember than a STATE carries: list the window again
+            # now, while this run still knows them all. The look-back has passed for
+            # most of them, so the new bookmark leaves them behind; the next run's
+            # list read of the window is paid now instead.
+            self.logger.info(
+                "%s: %d delivered versions inside the look-back exceed what the state "
+                "keeps; a closing pass settles them",
+                self.name,
+                tracker.overflow,
+            )
+            self._closing = True
+            try:
+                yield from self.refresh(context)
+            finally:
+                self._closing = False
+        elif tracker.overflow:
+            self.logger.info(
+                "%s: %d delivered versions inside the look-back exceed what the state "
+                "keeps; the next pass reads them again",
+                self.name,
+                tracker.overflow,
+            )
+
+    def closing_pass_settles(
+        self, progress: Pass, lookback: timedelta, overflow: int, *, details: bool
+    ) -> bool:
+        """Whether a pass started now would remember few enough versions to keep them all.
+
+        A pass started now re-lists only versions from `now - lookback`: worth it when
+        this pass ran longer than the look-back (a bulk update of documents, read one
+        call each). After a quicker pass it waits for the look-back to pass when that
+        is quicker than the detail calls the next run would spend on the `overflow`
+        versions instead (at `max_requests_per_second`, within `max_wait_seconds`);
+        master data costs no call to re-send, so it never waits.
+        """
+        client = self.precoro_tap.client
+        if client.last_server_date is None:
+            return False
+        latest = heapq.nlargest(RECENT_LIMIT + 1, progress.recent.values())
+        if len(latest) <= RECENT_LIMIT:
+            return True
+        try:
+            # A pass starting after this instant leaves all but RECENT_LIMIT behind:
+            # its start is its first `Date` (truncated) less a second, and its
+            # bookmark is floored to the second, so three seconds of margin.
+            clear = parse_timestamp(latest[-1]) + lookback + timedelta(seconds=3)
+        except ValueError:
+            return False
+        wait = (clear - client.server_now()).total_seconds()
+        if wait <= 0:
+            return True
+        settings = client.settings
+        saved_seconds = overflow / settings.max_requests_per_second if details else 0.0
+        if wait >= saved_seconds or wait > settings.max_wait_seconds:
+            return False
+        self.logger.info(
+            "%s: waiting %.0f s for the look-back to pass before the closing pass "
+            "(instead of %d detail calls on the next run)",
+            self.name,
+            wait,
+            overflow,
+        )
+        client.governor.sleep(wait)
+        return True
 
     def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
         """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
@@ -680,7 +839,7 @@ class IncrementalStream(PrecoroStream):
             updated = parse_timestamp(version)
         except ValueError:
             return True
-        return updated >= parse_timestamp(progress.started_at) - lookback
+        return updated >= whole_seconds(parse_timestamp(progress.started_at) - lookback)
 
 
 class ReferenceStream(PrecoroStream):

@@ -24,6 +24,7 @@ from typing_extensions import override
 
 from tap_precoro.batches import HeldStateWriter
 from tap_precoro.bookmarks import parse_timestamp, state_problems
+from tap_precoro.outlook import Outlook, describe, duration
 from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
 from tap_precoro.webhooks.inbox import SqliteInbox
 
@@ -123,8 +124,10 @@ TAP_PROPERTIES = th.PropertiesList(
             "Path of the inbox written by `precoro-webhooks serve`. Set: streams whose "
             "entity Precoro sends webhooks for (purchase orders, invoices, credit notes, "
             "receipts, expenses, suppliers, budgets, item/document custom fields) fetch "
-            "only the entities named by new notifications, one call each; the others "
-            "keep polling. Empty: every stream polls."
+            "only the entities named by new notifications: documents one detail call "
+            "each; suppliers, and documents under status_filters, from one modifiedSince "
+            "list read for all of them (filtered before any detail call), never more "
+            "calls than polling; the others keep polling. Empty: every stream polls."
         ),
     ),
     th.Property(
@@ -317,19 +320,48 @@ class TapPrecoro(PrecoroPlugin, Tap):
             "unknown" if left is None else left,
         )
         if self.budget_stop is not None:
-            pending = [s.name for s in self._precoro_streams() if s.selected and not s.finished]
+            pending = [s for s in self._precoro_streams() if s.selected and not s.finished]
+            outlooks = {s.name: s.outlook() for s in pending}
+            known = sum(o.calls for o in outlooks.values() if o.calls is not None)
+            unknown = sum(1 for o in outlooks.values() if o.calls is None)
             returns = self.budget_stop.resets_at
+            if unknown:
+                more = f"at least {known + unknown} calls (Precoro gave no total)"
+            else:
+                more = f"~{known} calls, {self.time_for(known)} at the limits"
             self.logger.warning(
-                "Stopped early: %s. Still to read: %s (at least %d calls). "
+                "Stopped early: %s. Still to read: %s; %s. "
                 "Budget returns at %s; the next run resumes where this one stopped.",
                 self.budget_stop.limit,
-                ", ".join(pending) or "nothing",
-                len(pending),
+                ", ".join(_left_text(name, o) for name, o in outlooks.items()) or "nothing",
+                more,
                 returns.isoformat() if isinstance(returns, datetime) else "unknown",
             )
 
+    def outlook(self) -> dict[str, Outlook]:
+        """Rows and calls each selected stream still has to read (the run summary's)."""
+        return {s.name: s.outlook() for s in self._precoro_streams() if s.selected}
+
+    def time_for(self, calls: int) -> str:
+        """How long `calls` take at this account's limits (whenever budget is back)."""
+        limits = self.client.settings
+        return describe(
+            duration(
+                calls,
+                limits.max_requests_per_second,
+                limits.max_requests_per_hour,
+                limits.max_requests_per_day,
+            )
+        )
+
     def _precoro_streams(self) -> list[PrecoroStream]:
         return [s for s in self.streams.values() if isinstance(s, PrecoroStream)]
+
+
+def _left_text(name: str, left: Outlook) -> str:
+    if left.rows is None:
+        return f"{name} (count unknown)"
+    return f"{name} (~{left.rows} rows, ~{left.calls} calls)"
 
 
 class StateError(ConfigValidationError):

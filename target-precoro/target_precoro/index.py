@@ -109,8 +109,15 @@ def _lookup_param(entity: Entity) -> str:
 class IndexStore:
     """The SQLite cache itself (no HTTP)."""
 
-    def __init__(self, path: Path) -> None:
-        """Open (and create) the cache file."""
+    def __init__(self, path: Path, bases: Path | None = None) -> None:
+        """Open (and create) the cache file; `bases`: the account's shared base file.
+
+        The three-way bases say what *we* last wrote or saw equal, so every writer of
+        the account must share them, like the journal (beside the account lock): with a
+        base per `state_dir`, one pipeline's write looks like a person's edit to another
+        and ends in a false `conflict`. Bases an older version kept in this file are
+        moved there once. Without `bases` (a locked-out run) they stay in this file.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -118,6 +125,22 @@ class IndexStore:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
         if "confirmed" not in columns:  # an index written before rechecks: all are due
             self.db.execute("ALTER TABLE records ADD COLUMN confirmed REAL")
+        self._bases = "main.bases"
+        if bases is not None:
+            bases.parent.mkdir(parents=True, exist_ok=True)
+            self.db.execute("ATTACH DATABASE ? AS shared", (str(bases),))
+            self.db.execute("PRAGMA shared.journal_mode=WAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS shared.bases (entity TEXT NOT NULL, "
+                "parent INTEGER NOT NULL, id INTEGER NOT NULL, data TEXT NOT NULL, "
+                "PRIMARY KEY (entity, parent, id))"
+            )
+            with closing(self.db.cursor()) as cur:
+                cur.execute("BEGIN")
+                cur.execute("INSERT OR IGNORE INTO shared.bases SELECT * FROM main.bases")
+                cur.execute("DELETE FROM main.bases")
+                cur.execute("COMMIT")
+            self._bases = "shared.bases"
 
     def close(self) -> None:
         """Close the file."""
@@ -154,19 +177,19 @@ class IndexStore:
         with closing(self.db.cursor()) as cur:
             cur.execute("BEGIN")
             cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", values)
-            cur.executemany("INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)", changed)
+            cur.executemany(f"INSERT OR REPLACE INTO {self._bases} VALUES (?, ?, ?, ?)", changed)
             cur.execute("COMMIT")
 
     def drop(self, entity: str, parent: int, ids: Iterable[int]) -> None:
         """Forget records Precoro no longer has (and their bases)."""
         keys = [(entity, parent, int(i)) for i in ids]
         self.db.executemany("DELETE FROM records WHERE entity=? AND parent=? AND id=?", keys)
-        self.db.executemany("DELETE FROM bases WHERE entity=? AND parent=? AND id=?", keys)
+        self.db.executemany(f"DELETE FROM {self._bases} WHERE entity=? AND parent=? AND id=?", keys)
 
     def base(self, entity: str, parent: int, precoro_id: int) -> dict[str, Any] | None:
         """The three-way base of a record: field -> value last written or seen equal."""
         row = self.db.execute(
-            "SELECT data FROM bases WHERE entity=? AND parent=? AND id=?",
+            f"SELECT data FROM {self._bases} WHERE entity=? AND parent=? AND id=?",
             (entity, parent, precoro_id),
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))

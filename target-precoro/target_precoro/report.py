@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,6 +81,32 @@ class RecordOutcome:
         """The report line."""
         data = asdict(self)
         return {k: v for k, v in data.items() if v not in (None, [], "", {})}
+
+
+RUN_FOLDER = re.compile(r"^(\d{8}T\d{6})\d{6}Z-\d+$")
+"""A run folder's name: the run id (UTC start, microseconds, `-<pid>`, see `target`)."""
+
+
+def prune_reports(report_dir: Path, retention_days: float, now: datetime) -> list[str]:
+    """Delete run folders started more than `retention_days` before `now`; 0 keeps all.
+
+    Only folders named like a run id are touched (anything else in the directory is
+    the user's); their age is the start time in the name, not a file time that a
+    copy or a backup could reset. Returns the deleted folder names.
+    """
+    if retention_days <= 0 or not report_dir.is_dir():
+        return []
+    cutoff = now - timedelta(days=retention_days)
+    deleted: list[str] = []
+    for folder in sorted(report_dir.iterdir()):
+        match = RUN_FOLDER.match(folder.name)
+        if match is None or not folder.is_dir() or folder.is_symlink():
+            continue
+        started = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        if started < cutoff:
+            shutil.rmtree(folder)
+            deleted.append(folder.name)
+    return deleted
 
 
 class RunReport:

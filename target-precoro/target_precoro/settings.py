@@ -50,6 +50,7 @@ NUMBER_RULES: dict[str, NumberRule] = {
     "lock_wait_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
     "write_settle_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
     "index_recheck_hours": NumberRule(integer=False, minimum=0, maximum=8_760),
+    "report_retention_days": NumberRule(integer=False, minimum=0, maximum=36_500),
 }
 """Type and range of the target's numeric settings (the schema carries them too)."""
 
@@ -94,6 +95,16 @@ TARGET_PROPERTIES = th.PropertiesList(
         description=(
             "Directory for each run's report (one JSONL line per record), summary and "
             "dead-letter file (replayable with --input)."
+        ),
+    ),
+    th.Property(
+        "report_retention_days",
+        NUMBER_RULES["report_retention_days"].json_type(),
+        default=30,
+        description=(
+            "Run folders in `report_dir` older than this many days (by their run id) "
+            "are deleted at the start of a run, dead-letter files included (replay or "
+            "copy them before); 0 keeps every run."
         ),
     ),
     th.Property(
@@ -231,6 +242,7 @@ class TargetSettings:
     dry_run: bool = False
     state_dir: Path = field(default_factory=default_state_dir)
     report_dir: Path = Path("precoro-reports")
+    report_retention_days: float = 30.0
     list_merge: str = "replace"
     match: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     unknown_fields: str = "error"
@@ -285,6 +297,7 @@ class TargetSettings:
             dry_run=bool(config.get("dry_run", False)),
             state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
             report_dir=Path(report_dir).expanduser(),
+            report_retention_days=_number(config, "report_retention_days", 30),
             list_merge=list_merge,
             match=_match_rules(config.get("match")),
             unknown_fields=unknown,

@@ -32,7 +32,7 @@ from typing_extensions import override
 
 from target_precoro.index import Index, IndexStore
 from target_precoro.journal import Journal, journal_path
-from target_precoro.report import RecordOutcome, RunReport
+from target_precoro.report import RecordOutcome, RunReport, prune_reports
 from target_precoro.settings import TARGET_PROPERTIES, TargetSettings, account_file
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
@@ -349,7 +349,18 @@ class TargetPrecoro(PrecoroPlugin, Target):
             account = settings.account_dir(self.precoro_settings.ledger_key)
             shared = refusal is None
             index = Index(
-                IndexStore(account / "index.sqlite3" if shared else IN_MEMORY),
+                IndexStore(
+                    account / "index.sqlite3" if shared else IN_MEMORY,
+                    bases=(
+                        account_file(
+                            self.precoro_settings.budget_ledger_path,
+                            self.precoro_settings.ledger_key,
+                            "bases.sqlite3",
+                        )
+                        if shared
+                        else None
+                    ),
+                ),
                 client,
                 lookup_batch_size=settings.lookup_batch_size,
                 lookback=timedelta(minutes=settings.lookback_minutes),
@@ -363,6 +374,15 @@ class TargetPrecoro(PrecoroPlugin, Target):
                     self.versions.adopt(account / "versions.sqlite3")
             else:
                 journal = Journal(IN_MEMORY, run_id)
+            pruned = prune_reports(
+                settings.report_dir, settings.report_retention_days, datetime.now(UTC)
+            )
+            if pruned:
+                self.logger.info(
+                    "Deleted %d run reports older than report_retention_days (%g)",
+                    len(pruned),
+                    settings.report_retention_days,
+                )
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
             upserter = Upserter(
                 client=client,

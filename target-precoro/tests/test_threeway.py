@@ -477,3 +477,26 @@ def test_a_write_whose_answer_was_lost_is_not_taken_for_a_person_edit(sandbox, s
     assert not line.get("conflicts")
     assert _writes(sandbox) == 1
     assert _precoro(sandbox, "TW-0")["phone"] == "+49 30 2222"
+
+
+def test_a_write_from_another_state_dir_is_not_taken_for_a_person_edit(
+    sandbox, synced, tmp_path, capsys
+):
+    """Two pipelines on one account with separate state_dirs share one base.
+
+    Pipeline B writes the ERP's new phone; pipeline A, whose index never saw that
+    write, then gets a newer phone: it is written, not a `conflict` with B's write.
+    """
+    other = {**synced, "state_dir": str(tmp_path / "state-b")}
+    records = _erp()
+    records[0]["phone"] = "+49 30 3333"
+    by_b = run_target(other, singer("suppliers", records), capsys).by_id()["TW-0"]
+    assert by_b["outcome"] == "updated"
+
+    records[0]["phone"] = "+49 30 4444"
+    sandbox.admin.reset_counters()
+    line = run_target(synced, singer("suppliers", records), capsys).by_id()["TW-0"]
+    assert line["outcome"] == "updated"
+    assert not line.get("conflicts")
+    assert _writes(sandbox) == 1
+    assert _precoro(sandbox, "TW-0")["phone"] == "+49 30 4444"
