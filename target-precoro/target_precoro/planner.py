@@ -81,12 +81,17 @@ def changes(
         if name == "externalId":
             continue
         spec = entity.field(name)
-        target = value
-        if spec.type == "array" and list_merge == "union":
-            target = merged_list(list(value or []), current.get(name))
+        target = incoming_value(spec, value, current.get(name), list_merge)
         if not same(spec, target, current.get(name)):
             diff[name] = target
     return diff
+
+
+def incoming_value(spec: Field, value: Any, now: Any, list_merge: str) -> Any:
+    """The value the ERP side asks for: with `list_merge: union`, a list merged into Precoro's."""
+    if spec.type == "array" and list_merge == "union":
+        return merged_list(list(value or []), now)
+    return value
 
 
 def record_key(entity: Entity, row: Mapping[str, Any]) -> str:

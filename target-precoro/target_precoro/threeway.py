@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from precoro_client.registry import Entity
 
-from target_precoro.planner import merged_list, same
+from target_precoro.planner import incoming_value, same
 
 Owner = Literal["erp", "precoro", "conflict"]
 OWNERS: tuple[str, ...] = ("erp", "precoro", "conflict")
@@ -94,10 +94,8 @@ def decide(
         if name == "externalId":
             continue
         spec = entity.field(name)
-        target = value
-        if spec.type == "array" and list_merge == "union":
-            target = merged_list(list(value or []), current.get(name))
         now = current.get(name)
+        target = incoming_value(spec, value, now, list_merge)
         if same(spec, target, now):
             decision.agreed[name] = target
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,3 +19,11 @@ def _no_env_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TARGET_PRECORO_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def frozen(sandbox_factory: Any) -> Any:
+    """A sandbox whose clock moves only when a test moves it (settle periods, re-checks)."""
+    from precoro_sandbox.testing import START
+
+    return sandbox_factory(limits="off", clock_start=START, clock_frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +137,17 @@ def api_records(sb: Any, entity_path: str, **params: Any) -> list[dict[str, Any]
         if not body["meta"]["pagination"]["has_next_page"]:
             return rows
         page += 1
+
+
+def suppliers(prefix: str, label: str, n: int) -> list[dict[str, Any]]:
+    """`n` minimal ERP suppliers with externalIds `<prefix>-<i>`."""
+    return [
+        {"externalId": f"{prefix}-{i}", "name": f"{label} Vendor {i}", "country": "France"}
+        for i in range(n)
+    ]
+
+
+def rows_per_external_id(sb: Any, prefix: str) -> Counter[str]:
+    """How many Precoro suppliers carry each externalId starting with `prefix`."""
+    rows = api_records(sb, "/suppliers")
+    return Counter(r["externalId"] for r in rows if str(r.get("externalId")).startswith(prefix))

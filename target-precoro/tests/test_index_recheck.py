@@ -8,30 +8,26 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-from precoro_sandbox.testing import START, client
-from target_helpers import api_records, make_config, run_target, singer
+from precoro_sandbox.testing import client
+from target_helpers import (
+    api_records,
+    make_config,
+    rows_per_external_id,
+    run_target,
+    singer,
+    suppliers,
+)
 from target_precoro.settings import INDEX_RECHECK_HOURS
 
 PREFIX = "RECHECK"
 
 
-@pytest.fixture
-def frozen(sandbox_factory):
-    """A sandbox whose clock moves only when a test moves it."""
-    return sandbox_factory(limits="off", clock_start=START, clock_frozen=True)
-
-
 def _records(n: int = 3) -> list[dict]:
-    return [
-        {"externalId": f"{PREFIX}-{i}", "name": f"Recheck Vendor {i}", "country": "France"}
-        for i in range(n)
-    ]
+    return suppliers(PREFIX, "Recheck", n)
 
 
 def _rows(sb) -> Counter[str]:
-    rows = api_records(sb, "/suppliers")
-    return Counter(r["externalId"] for r in rows if str(r.get("externalId")).startswith(PREFIX))
+    return rows_per_external_id(sb, PREFIX)
 
 
 def _calls(sb) -> dict[str, int]:
