@@ -270,6 +270,14 @@ def _dependency_rank() -> dict[str, int]:
 DRAIN_RANK = _dependency_rank()
 
 
+def _budget_left(client: PrecoroClient) -> int | None:
+    """Calls left today by the budget ledger (no Precoro call); None if it cannot be read."""
+    try:
+        return client.governor.remaining_today()
+    except Exception:
+        return None
+
+
 class TargetPrecoro(PrecoroPlugin, Target):
     """Singer target writing ERP master data to Precoro by externalId."""
 
@@ -384,6 +392,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
                     settings.report_retention_days,
                 )
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
+            report.calls_now = lambda: client.call_count
+            if refusal is None:
+                report.budget_at_start = _budget_left(client)
             upserter = Upserter(
                 client=client,
                 index=index,
@@ -654,10 +665,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
             "index_reads": runtime.index.calls,
             **{method: count for method, count in sorted(client.calls.items())},
         }
-        try:
-            budget_left: int | None = client.governor.remaining_today()
-        except Exception:
-            budget_left = None
+        budget_left = _budget_left(client)
         summary = report.summary(calls=calls, budget_left=budget_left)
         report.close(summary)
         self.logger.info(
