@@ -155,6 +155,8 @@ class LineNumberReader(SingerReader):
         self.line_number = 0
         self.on_bad_line: Callable[[int, str, str], None] | None = None
         self.on_failure: Callable[[Exception], None] | None = None
+        self.on_start: Callable[[], None] | None = None
+        """Called once before the first line is read (the run's start)."""
         self.stop_requested = False
         """Set by the signal handler: take no further line."""
         self.waiting = False
@@ -169,6 +171,8 @@ class LineNumberReader(SingerReader):
         last-resort handler, which writes the report before exiting.
         """
         stats: Counter[str] = Counter()
+        if self.on_start is not None:
+            self.on_start()
         try:
             lines = _bounded_lines(_decoded(file_input or self.default_input), MAX_LINE_CHARS)
             while not self.stop_requested:
@@ -321,6 +325,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
         if isinstance(self.message_reader, LineNumberReader):
             self.message_reader.on_bad_line = self._reject_line
             self.message_reader.on_failure = self.fail
+            self.message_reader.on_start = self._announce
 
     # --- configuration ----------------------------------------------------------------
 
@@ -339,6 +344,14 @@ class TargetPrecoro(PrecoroPlugin, Target):
         return problems
 
     # --- the run ----------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        """Before the first input line: a dry run says so, so nobody takes it for a real one."""
+        if self.target_settings.dry_run:
+            self.logger.warning(
+                "Dry run (dry_run is true): nothing will be written to Precoro; reads "
+                "still count against the budget. Outcomes go to the run report."
+            )
 
     @property
     def current_line(self) -> int | None:
@@ -675,6 +688,12 @@ class TargetPrecoro(PrecoroPlugin, Target):
             budget_left,
             report.dir,
         )
+        if self.target_settings.dry_run:
+            self.logger.warning(
+                "Dry run finished: nothing was written to Precoro; what a real run would "
+                "do is in %s",
+                report.dir / "report.html",
+            )
         halt = runtime.upserter.halt
         failures = report.failures()
         runtime.close()
