@@ -16,53 +16,61 @@ from target_precoro.report import RUN_FOLDER, prune_reports
 
 
 class Page(HTMLParser):
-    """What a reader of the page sees: count cells, record rows, scripts and links."""
+    """What the page holds: count cells, calls table, tags, and the records' JSON block."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.counts: dict[tuple[str, str], str] = {}
-        self.rows: list[dict[str, Any]] = []
         self.calls: dict[str, str] = {}
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: dict[str, str] = {}
         self._cell: tuple[str, str] | None = None
-        self._row: dict[str, Any] | None = None
-        self._in_records = False
+        self._script: str | None = None
         self._in_calls = False
         self._th = ""
         self._text: list[str] = []
         self.feed(text)
+        self.close()
+        self.rows = [
+            {
+                "line": r[0],
+                "stream": r[1],
+                "external_id": r[2],
+                "outcome": r[3],
+                "precoro_id": r[4],
+                "written": r[5],
+                "changes": r[6],
+                "details": r[7],
+                "reason": r[8],
+            }
+            for r in json.loads(self.scripts["rows"])
+        ]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         self.tags.append((tag, a))
+        self._text = []
         if tag == "table":
-            self._in_records = a.get("id") == "records"
             self._in_calls = a.get("id") == "calls"
-        if tag == "td" and "data-outcome" in a and not self._in_records:
+        if tag == "td" and "data-outcome" in a:
             self._cell = (a["data-stream"] or "", a["data-outcome"] or "")
-            self._text = []
-        if tag == "tr" and self._in_records and "data-outcome" in a:
-            self._row = {"outcome": a["data-outcome"], "stream": a["data-stream"], "cells": []}
-        if tag == "td" and self._row is not None:
-            self._text = []
-        if tag in ("th", "td") and self._in_calls:
-            self._text = []
+        if tag == "script":
+            self._script = a.get("id") or "(code)"
 
     def handle_endtag(self, tag: str) -> None:
+        text = "".join(self._text).strip()
         if tag == "td" and self._cell is not None:
-            self.counts[self._cell] = "".join(self._text).strip()
+            self.counts[self._cell] = text
             self._cell = None
-        elif tag == "td" and self._row is not None:
-            self._row["cells"].append("".join(self._text).strip())
-        elif tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
-            self._row = None
         elif tag == "th" and self._in_calls:
-            self._th = "".join(self._text).strip()
+            self._th = text
         elif tag == "td" and self._in_calls:
-            self.calls[self._th] = "".join(self._text).strip()
+            self.calls[self._th] = text
         elif tag == "table":
-            self._in_records = self._in_calls = False
+            self._in_calls = False
+        elif tag == "script" and self._script is not None:
+            self.scripts[self._script] = "".join(self._text)
+            self._script = None
 
     def handle_data(self, data: str) -> None:
         self._text.append(data)
@@ -98,10 +106,12 @@ def test_the_page_shows_the_counts_per_stream_and_each_records_change(sandbox, t
     # One row per report line, in order, with its outcome.
     assert [r["outcome"] for r in page.rows] == [o["outcome"] for o in second.outcomes]
     updated = next(r for r in page.rows if r["outcome"] == "updated")
-    assert updated["cells"][2] == "HTML-1"
-    assert updated["cells"][5] == "name: Html Vendor 1 → Html Vendor One Renamed"
+    assert updated["external_id"] == "HTML-1"
+    assert updated["changes"] == [["name", "Html Vendor 1", "Html Vendor One Renamed"]]
+    assert updated["written"] == 1
     bad = next(r for r in page.rows if r["outcome"] == "invalid")
-    assert "country" in bad["cells"][6]  # the reason names the field
+    assert "country" in bad["reason"]  # the reason names the field
+    assert bad["written"] == 0
     # The report line carries the same change (old -> new) the page shows.
     line = second.by_id()["HTML-1"]
     assert line["changes"] == {"name": {"old": "Html Vendor 1", "new": "Html Vendor One Renamed"}}
@@ -117,7 +127,7 @@ def test_the_page_shows_the_counts_per_stream_and_each_records_change(sandbox, t
     assert second.summary["calls_over_run"][-1][1:] == [4, calls["total"]]
     # Created records show each field sent, from nothing.
     created = page_of(first.report_dir).rows[0]
-    assert "externalId: none → HTML-0" in created["cells"][5]
+    assert ["externalId", None, "HTML-0"] in created["changes"]
 
 
 def test_record_values_are_escaped_and_secrets_stay_out(sandbox, tmp_path):
@@ -128,16 +138,18 @@ def test_record_values_are_escaped_and_secrets_stay_out(sandbox, tmp_path):
     text = (result.report_dir / "report.html").read_text(encoding="utf-8")
     page = Page(text)
 
-    # Only the page's own script, no element from the record, no external resource.
-    assert [t for t, _ in page.tags if t == "script"] == ["script"]
+    # The page's data block and its own script; no element from the record, no
+    # external resource, and nothing in the data can end its block.
+    assert [a.get("id") for t, a in page.tags if t == "script"] == ["rows", None]
     assert not [t for t, _ in page.tags if t in ("img", "b", "link", "iframe")]
     assert not [a for _, a in page.tags if "src" in a or "onerror" in a]
+    assert "<" not in page.scripts["rows"]
     assert "http://" not in text
     assert "https://" not in text
-    # The text a reader sees is the value itself.
+    # The values the script shows are the record's own, unchanged.
     row = page.rows[0]
-    assert row["cells"][2] == 'XSS-"><b>1'
-    assert hostile in row["cells"][5]
+    assert row["external_id"] == 'XSS-"><b>1'
+    assert ["name", None, hostile] in row["changes"]
     assert sandbox.token not in text
     assert 'id="dry-run"' in text
 
@@ -179,9 +191,9 @@ def test_rows_are_streamed_from_report_jsonl_not_held_in_memory(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     size = (run_dir / "report.jsonl").stat().st_size
-    assert out.written > size  # every row was written ...
+    assert len(Page(sink.getvalue()).rows) == n
+    assert out.written == len(sink.getvalue())  # the whole page, every row, was written ...
     assert peak < size / 10  # ... without holding the report (or the page) in memory
-    assert sink.getvalue().count("<tr data-outcome=") == n
 
 
 def test_a_damaged_report_line_is_shown_not_fatal(tmp_path):
@@ -190,7 +202,7 @@ def test_a_damaged_report_line_is_shown_not_fatal(tmp_path):
     (run_dir / "report.jsonl").write_text('{"stream": "suppliers", "outcome": "created"}\n{oops\n')
     page = Page(write_html(run_dir, {"run_id": "r"}).read_text())
     assert [r["outcome"] for r in page.rows] == ["created", "?"]
-    assert "line 2 is damaged" in page.rows[1]["cells"][6]
+    assert "line 2 is damaged" in page.rows[1]["reason"]
 
 
 def test_the_page_is_pruned_with_its_run(sandbox, tmp_path):

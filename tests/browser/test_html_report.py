@@ -14,6 +14,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from target_precoro.html_report import write_html
 from target_precoro.target import TargetPrecoro
 
 HOSTILE_ID = "<img src=x onerror=alert(1)>"
@@ -73,15 +74,32 @@ def report(sandbox: Any, tmp_path: Path) -> tuple[Path, dict]:
     return folder / "report.html", summary
 
 
+VISIBLE_ROWS = """
+return Array.from(document.querySelectorAll('#records tbody tr'))
+  .filter(function (tr) { return tr.getClientRects().length > 0; })
+  .map(function (tr) {
+    return Array.from(tr.cells).map(function (td) { return td.innerText; });
+  });
+"""
+"""Each rendered, visible row's cells as the reader sees them (innerText), in one call."""
+
+
+def visible_cells(browser: WebDriver) -> list[list[str]]:
+    return browser.execute_script(VISIBLE_ROWS)
+
+
 def rows_shown(browser: WebDriver) -> list[tuple[str, str]]:
     """(externalId, outcome) of each table row a reader sees."""
-    rows = browser.find_elements(By.CSS_SELECTOR, "#records tbody tr")
-    cells = [row.find_elements(By.TAG_NAME, "td") for row in rows if row.is_displayed()]
-    return [(c[2].text, c[3].text) for c in cells]
+    return [(cells[2], cells[3]) for cells in visible_cells(browser)]
 
 
 def shown_count(browser: WebDriver) -> int:
     return int(browser.find_element(By.ID, "shown").text)
+
+
+def wait(browser: WebDriver) -> WebDriverWait:
+    """For the text filter, applied 200 ms after the last key."""
+    return WebDriverWait(browser, 5)
 
 
 def test_the_page_shows_the_counts_and_filters_by_outcome(browser, report):
@@ -125,14 +143,40 @@ def test_the_page_shows_the_counts_and_filters_by_outcome(browser, report):
     outcome.select_by_value("")
     search = browser.find_element(By.ID, "f-text")
     search.send_keys("onerror")  # applied 200 ms after the last key
-    WebDriverWait(browser, 5).until(lambda b: rows_shown(b) == [(HOSTILE_ID, "created")])
+    wait(browser).until(lambda b: rows_shown(b) == [(HOSTILE_ID, "created")])
     assert shown_count(browser) == 1
     search.clear()
     search.send_keys("Sons")
-    WebDriverWait(browser, 5).until(lambda b: rows_shown(b) == [("B-4", "updated")])
-    row = next(
-        r for r in browser.find_elements(By.CSS_SELECTOR, "#records tbody tr") if r.is_displayed()
-    )
-    change = row.find_elements(By.TAG_NAME, "td")[5].text
-    assert change == f"name: Browser Vendor 4 → {HOSTILE_NAME}"
+    wait(browser).until(lambda b: rows_shown(b) == [("B-4", "updated")])
+    (row,) = visible_cells(browser)
+    assert row[5] == f"name: Browser Vendor 4 → {HOSTILE_NAME}"
     assert browser.find_elements(By.CSS_SELECTOR, "#records img") == []
+
+
+def test_a_large_report_opens_and_pages(browser, tmp_path):
+    """20k records: 500 rows at a time, paging and filtering over all of them."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    outcomes = ("created", "updated", "unchanged", "failed")
+    with (run_dir / "report.jsonl").open("w") as out:
+        for i in range(20_000):
+            line = {"stream": "suppliers", "external_id": f"L-{i}", "outcome": outcomes[i % 4]}
+            out.write(json.dumps({**line, "line": i + 2}) + "\n")
+    counts = {o: 5_000 for o in outcomes}
+    page = write_html(
+        run_dir, {"run_id": "large", "streams": {"suppliers": counts}, "totals": counts}
+    )
+
+    browser.get(page.as_uri())
+    shown = rows_shown(browser)
+    assert len(shown) == 500
+    assert shown[0] == ("L-0", "created")
+    assert browser.find_element(By.ID, "range").text == "1\u2013500 of 20000"
+    browser.find_element(By.ID, "next").click()
+    assert rows_shown(browser)[0] == ("L-500", "created")
+    Select(browser.find_element(By.ID, "f-outcome")).select_by_value("failed")
+    shown = rows_shown(browser)
+    assert shown_count(browser) == 5_000
+    assert shown[:2] == [("L-3", "failed"), ("L-7", "failed")]
+    assert {o for _, o in shown} == {"failed"}
+    assert browser.find_element(By.ID, "prev").get_attribute("disabled") is not None
