@@ -220,3 +220,29 @@ def test_the_page_is_pruned_with_its_run(sandbox, tmp_path):
     assert not aged.exists()
     assert (second.report_dir / "report.html").exists()
     assert prune_reports(tmp_path / "reports", 1, datetime.now(UTC)) == []
+
+
+def test_a_run_without_records_still_has_its_page(sandbox, tmp_path):
+    result = run_target(make_config(sandbox, tmp_path), singer("suppliers", []))
+    page = page_of(result.report_dir)
+    assert result.summary["totals"] == {}
+    assert page.rows == []
+    assert "No records." in (result.report_dir / "report.html").read_text()
+
+
+def test_the_page_of_an_earlier_run_can_be_rewritten(tmp_path, capsys):
+    from target_precoro.html_report import main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "report.jsonl").write_text('{"stream": "taxes", "outcome": "created"}\n')
+    totals = {"created": 1}
+    (run_dir / "summary.json").write_text(
+        json.dumps({"run_id": "old", "streams": {"taxes": totals}, "totals": totals})
+    )
+    assert main([str(run_dir)]) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir / "report.html")
+    page = page_of(run_dir)
+    assert page.counts[("taxes", "created")] == "1"
+    assert [r["stream"] for r in page.rows] == ["taxes"]
+    assert not (run_dir / "report.html.partial").exists()
