@@ -52,9 +52,14 @@ RESET_PATHS = (ERP_DB, REPORTS, LOGS, ERP_EDITED, ROOT / ".meltano" / "precoro")
 LOADED = re.compile(r"Loading (\d+) rows into '\"\w+\"\.\"\w+\"\.\"(\w+)\"'")
 PROGRESS_EVERY = 10
 """Seconds between progress lines while a Meltano command runs."""
-# SDK METRIC lines, plain or inside a JSON log line (quotes then escaped).
-RECORD_COUNT = re.compile(r'record_count\\?",\s*\\?"value\\?":\s*(\d+)')
-METRIC_STREAM = re.compile(r'\\?"stream\\?":\s*\\?"([\w-]+)')
+# SDK METRIC lines as Meltano shows them: JSON, JSON inside a JSON log line (quotes
+# escaped), or a Python dict (structured logging, single quotes); keys in any order.
+QUOTE = r"""\\?["']"""
+METRIC_VALUE = re.compile(rf"{QUOTE}value{QUOTE}:\s*(\d+)")
+METRIC_STREAM = re.compile(rf"{QUOTE}stream{QUOTE}:\s*{QUOTE}([\w-]+)")
+FROM_LOADER = re.compile(
+    rf"(consumer{QUOTE}?[=:]\s*(True|true))|(name{QUOTE}?[=:]\s*{QUOTE}?target-)"
+)
 
 
 class DemoError(RuntimeError):
@@ -89,9 +94,9 @@ class Progress:
 
     def note(self, line: str) -> None:
         """Count an extractor's `record_count` METRIC line (a loader's would count twice)."""
-        if "record_count" not in line or "name=target-" in line or "consumer=True" in line:
+        if "record_count" not in line or FROM_LOADER.search(line):
             return
-        value, stream = RECORD_COUNT.search(line), METRIC_STREAM.search(line)
+        value, stream = METRIC_VALUE.search(line), METRIC_STREAM.search(line)
         if value is not None and stream is not None:
             self.stream = stream.group(1)
             self.records[self.stream] += int(value.group(1))

@@ -21,6 +21,11 @@ JSON_METRIC = (
     '\\"value\\":7,\\"tags\\":{\\"stream\\":\\"items\\"}}", "name": "tap-precoro"}'
 )
 
+DICT_METRIC = (
+    "2026-12-01T10:00:00 [info     ] METRIC  metric_info={'metric': 'record_count', "
+    "'tags': {'stream': 'taxes'}, 'type': 'counter', 'value': 3} name=tap-erp"
+)
+
 
 @pytest.fixture
 def demo():
@@ -39,6 +44,9 @@ def test_progress_counts_the_extractors_records_only(demo):
         progress.note(line)
     assert progress.records == {"suppliers": 400, "items": 7}
     assert progress.line(20.4) == "    ... 20 s: 407 records read so far (now: items)"
+    for line in (DICT_METRIC, DICT_METRIC.replace("tap-erp", "target-precoro")):
+        progress.note(line)
+    assert progress.records == {"suppliers": 400, "items": 7, "taxes": 3}
 
 
 def test_a_long_command_prints_progress_until_it_ends(demo, tmp_path, monkeypatch):
