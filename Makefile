@@ -43,7 +43,8 @@ browser: $(BROWSER_STAMP)
 
 $(BROWSER_STAMP): scripts/install_browser.sh | $(STAMP)
 	bash scripts/install_browser.sh
-	if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then touch $@; fi
+	if command -v chromedriver >/dev/null && { command -v chromium || command -v chromium-browser \
+		|| command -v google-chrome; } >/dev/null; then touch $@; fi
 
 test: $(STAMP) $(PLUGINS_STAMP) $(BROWSER_STAMP)
 	$(BIN)/python -m pytest

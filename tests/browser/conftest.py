@@ -15,6 +15,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+"""Debian's name first; the others are what hosted CI images ship with a chromedriver."""
 INSTALL_HINT = (
     "run `make browser` (scripts/install_browser.sh: apt-get install chromium "
     "chromium-driver, as root)"
@@ -24,7 +26,7 @@ INSTALL_HINT = (
 @pytest.fixture(scope="session")
 def browser() -> Iterator[webdriver.Chrome]:
     """One headless Chromium for the session; its driver is the Debian package's."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = next(filter(None, map(shutil.which, BROWSERS)), None)
     driver = shutil.which("chromedriver")
     if chromium is None or driver is None:
         missing = " and ".join(
