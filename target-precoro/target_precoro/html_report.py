@@ -227,6 +227,7 @@ def _chart(points: list[list[float]]) -> str:
         f'<text x="{pad}" y="{height - 4}">0 s</text>'
         f'<text x="{width - pad}" y="{height - 4}" text-anchor="end">{end_s:g} s</text>'
         f'<text x="2" y="{pad / 2 + 4}">{top:g} calls</text></svg>'
+        '<p class="meta">Calls made by this run, by seconds since it started.</p>'
     )
 
 
