@@ -14,8 +14,11 @@ MELTANO_STAMP := $(MELTANO_VENV)/.installed
 PLUGINS_STAMP := .meltano/.plugins-installed
 PLUGIN_FILES := meltano.yml precoro-client/pyproject.toml tap-precoro/pyproject.toml \
 	target-precoro/pyproject.toml
+# Debian's Chromium + chromedriver for tests/browser/; stamped only once both are there,
+# so a machine where they cannot be installed (not root) tries again on the next run.
+BROWSER_STAMP := $(VENV)/.browser-installed
 
-.PHONY: install test lint demo bench clean readme
+.PHONY: install test lint demo bench clean readme browser
 
 install: $(STAMP) $(PLUGINS_STAMP)
 
@@ -36,7 +39,14 @@ $(PLUGINS_STAMP): $(MELTANO_STAMP) $(PLUGIN_FILES)
 	$(MELTANO) --log-level=warning install
 	touch $(PLUGINS_STAMP)
 
-test: $(STAMP) $(PLUGINS_STAMP)
+browser: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): scripts/install_browser.sh | $(STAMP)
+	bash scripts/install_browser.sh
+	if command -v chromedriver >/dev/null && { command -v chromium || command -v chromium-browser \
+		|| command -v google-chrome; } >/dev/null; then touch $@; fi
+
+test: $(STAMP) $(PLUGINS_STAMP) $(BROWSER_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,7 +47,19 @@ SANDBOX_AUTH = {"X-AUTH-TOKEN": "sandbox-token", "email": "sandbox@example.com"}
 """The sandbox's public test credentials (as in meltano.yml's sandbox environment)."""
 ERP_EDITED = OUTPUT / "erp-suppliers-edited.jsonl"
 WRITES = ("POST", "PUT", "PATCH")
+RESET_PATHS = (ERP_DB, REPORTS, LOGS, ERP_EDITED, ROOT / ".meltano" / "precoro")
+"""What a demo leaves besides Meltano's state: the next demo deletes it first."""
 LOADED = re.compile(r"Loading (\d+) rows into '\"\w+\"\.\"\w+\"\.\"(\w+)\"'")
+PROGRESS_EVERY = 10
+"""Seconds between progress lines while a Meltano command runs."""
+# SDK METRIC lines as Meltano shows them: JSON, JSON inside a JSON log line (quotes
+# escaped), or a Python dict (structured logging, single quotes); keys in any order.
+QUOTE = r"""\\?["']"""
+METRIC_VALUE = re.compile(rf"{QUOTE}value{QUOTE}:\s*(\d+)")
+METRIC_STREAM = re.compile(rf"{QUOTE}stream{QUOTE}:\s*{QUOTE}([\w-]+)")
+FROM_LOADER = re.compile(
+    rf"(consumer{QUOTE}?[=:]\s*(True|true))|(name{QUOTE}?[=:]\s*{QUOTE}?target-)"
+)
 
 
 class DemoError(RuntimeError):
@@ -71,29 +84,76 @@ def free_port() -> int:
     raise DemoError("no free TCP port on 127.0.0.1")
 
 
+class Progress:
+    """Records the extractor has read so far, per stream, from its METRIC lines."""
+
+    def __init__(self) -> None:
+        """Nothing read yet."""
+        self.records: Counter[str] = Counter()
+        self.stream = ""
+
+    def note(self, line: str) -> None:
+        """Count an extractor's `record_count` METRIC line (a loader's would count twice)."""
+        if "record_count" not in line or FROM_LOADER.search(line):
+            return
+        value, stream = METRIC_VALUE.search(line), METRIC_STREAM.search(line)
+        if value is not None and stream is not None:
+            self.stream = stream.group(1)
+            self.records[self.stream] += int(value.group(1))
+
+    def line(self, seconds: float) -> str:
+        """'... 20 s: 1400 records read so far (now: purchaseorders)'."""
+        total = sum(self.records.values())
+        if not total:
+            return f"    ... {seconds:.0f} s, still running"
+        return f"    ... {seconds:.0f} s: {total} records read so far (now: {self.stream})"
+
+
 def meltano(args: list[str], env: dict[str, str], log_name: str) -> str:
-    """Run one meltano command from the project root; its whole output goes to a log file."""
+    """Run one meltano command from the project root; its whole output goes to a log file.
+
+    A command that runs longer than `PROGRESS_EVERY` seconds prints a progress line
+    that often, so a long step never looks stuck.
+    """
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / log_name
-    result = subprocess.run(
-        [str(MELTANO), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-    )
-    log.write_text(result.stdout)
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.splitlines()[-25:])
+    progress = Progress()
+    with log.open("w", encoding="utf-8") as sink:
+        process = subprocess.Popen(
+            [str(MELTANO), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+        def copy() -> None:
+            assert process.stdout is not None
+            for text in process.stdout:
+                sink.write(text)
+                progress.note(text)
+
+        reader = threading.Thread(target=copy, daemon=True)
+        reader.start()
+        started = time.monotonic()
+        while True:
+            try:
+                returncode = process.wait(timeout=PROGRESS_EVERY)
+                break
+            except subprocess.TimeoutExpired:
+                say(progress.line(time.monotonic() - started))
+        reader.join()
+    output = log.read_text(encoding="utf-8")
+    if returncode != 0:
+        tail = "\n".join(output.splitlines()[-25:])
         raise DemoError(f"`meltano {' '.join(args)}` failed; last lines of {log}:\n{tail}")
-    return result.stdout
+    return output
 
 
 def reset_demo_state(env: dict[str, str]) -> None:
     """Forget earlier demos: the sandbox is new, so its old bookmarks and index are wrong."""
-    for path in (ERP_DB, REPORTS, LOGS, ROOT / ".meltano" / "precoro"):
+    for path in RESET_PATHS:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -246,16 +306,20 @@ def step1(admin: AdminClient, env: dict[str, str]) -> None:
     admin.reset_counters()
     started = time.monotonic()
     log = meltano(["run", "tap-precoro", "target-erp"], env, "1-precoro-to-erp.log")
+    took = time.monotonic() - started
     rows = loaded_rows(log)
-    say(f"  {sum(rows.values())} records in {time.monotonic() - started:.0f} s, per stream:")
+    say(f"  {sum(rows.values())} records in {took:.0f} s, per stream:")
     show_counts(rows)
     erp, precoro = erp_table_counts(), admin.stats()
     if erp != precoro:
         raise DemoError(f"the ERP database {erp} differs from Precoro {precoro}")
     say(f"  {ERP_DB.relative_to(ROOT)} now holds what Precoro holds, table for table.")
+    calls = admin.counters().total
     say(f"  {calls_line(admin)}: one per 200-record page, one per document (its")
-    say("  lines). Precoro allows 3000 a day at 1 per second (about 19 minutes for this);")
-    say("  the sandbox runs without limits, so here it takes seconds.")
+    at_limit = f"about {calls / 60:.0f} min, and {100 * calls / 3000:.0f}%"
+    say(f"  lines). At Precoro's 1 call per second that is {at_limit}")
+    say("  of the 3000 calls a day it allows. The sandbox has no limits: the")
+    say(f"  {took:.0f} s here are Meltano, the plugins and the sandbox at work.")
     say(f"  Meltano saved the tap's bookmarks (suppliers: changed since {bookmark(env)}).")
 
 
@@ -389,9 +453,17 @@ def step6(port: int) -> None:
     python = Path(sys.executable).relative_to(ROOT)
     query = f"duckdb.connect('{ERP_DB.relative_to(ROOT)}').sql('from precoro.suppliers limit 5')"
     say(f'                   {python} -c "import duckdb; print({query})"')
-    say(f"  Reports          {REPORTS.relative_to(ROOT)}/<run>/summary.json, report.jsonl")
+    say(f"  Reports          {REPORTS.relative_to(ROOT)}/<run>/report.html (open it in a browser),")
+    say("                   summary.json, report.jsonl, dead-letter.jsonl")
     say(f"  Meltano logs     {LOGS.relative_to(ROOT)}/")
     say(f"  Bookmarks        {MELTANO.relative_to(ROOT)} state get {STATE_IDS[0]}")
+    say("  Start over       `make demo` again: it first deletes what this run left and")
+    say("                   clears Meltano's state of both jobs. To do that by hand:")
+    left = " ".join(str(path.relative_to(ROOT)) for path in RESET_PATHS)
+    say(f"                   rm -rf {left}")
+    for state_id in STATE_IDS:
+        clear = f"--environment=sandbox state clear --force {state_id}"
+        say(f"                   {MELTANO.relative_to(ROOT)} {clear}")
     say("  Next             README: 'Running with Meltano', 'Pointing at a real Precoro")
     say("                   account and your own ERP'.")
     if port != DEFAULT_PORT:

@@ -15,18 +15,23 @@ cannot be replayed as-is).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from precoro_client.registry import Entity
+
 from target_precoro.versions import Origin
+
+logger = logging.getLogger("target_precoro")
 
 Outcome = Literal[
     "created",
@@ -76,12 +81,31 @@ class RecordOutcome:
     conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Fields both sides changed differently since the last sync, not written:
     field -> base (last synced), erp, precoro."""
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fields sent (or, in a dry run, that would be sent): field -> old (Precoro's value
+    before the write, null for a new record) and new (the value sent)."""
 
     def to_json(self) -> dict[str, Any]:
         """The report line."""
         data = asdict(self)
         return {k: v for k, v in data.items() if v not in (None, [], "", {})}
 
+
+def field_changes(
+    entity: Entity, values: Mapping[str, Any], row: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """Old -> new per field a write sends; references by id, as they are compared."""
+    changed: dict[str, dict[str, Any]] = {}
+    for name, new in sorted(values.items()):
+        old = None if row is None else row.get(name)
+        if entity.field(name).ref is not None and isinstance(old, Mapping):
+            old = old.get("id")
+        changed[name] = {"old": old, "new": new}
+    return changed
+
+
+MAX_TIMELINE_POINTS = 400
+"""Most (seconds, records, calls) points kept for the run's calls chart (summary.json)."""
 
 RUN_FOLDER = re.compile(r"^(\d{8}T\d{6})\d{6}Z-\d+$")
 """A run folder's name: the run id (UTC start, microseconds, `-<pid>`, see `target`)."""
@@ -107,6 +131,18 @@ def prune_reports(report_dir: Path, retention_days: float, now: datetime) -> lis
             shutil.rmtree(folder)
             deleted.append(folder.name)
     return deleted
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    """`summary.json` indented, but the calls chart's points one per line, not per number."""
+    rest = {k: v for k, v in summary.items() if k != "calls_over_run"}
+    text = json.dumps(rest, indent=2)
+    points = summary.get("calls_over_run")
+    if points is None:
+        return text + "\n"
+    lines = ",\n".join(f"    {json.dumps(point)}" for point in points)
+    body = f'  "calls_over_run": [\n{lines}\n  ]' if points else '  "calls_over_run": []'
+    return f"{text[:-2]},\n{body}\n}}\n" if rest else f"{{\n{body}\n}}\n"
 
 
 class RunReport:
@@ -135,6 +171,15 @@ class RunReport:
         """Origin of replayed records (from their dead-letter `origin`), by input line."""
         self.on_written: Callable[[RecordOutcome, Origin], None] | None = None
         """Told of every record Precoro now holds, with the version it holds."""
+        self.calls_now: Callable[[], int] | None = None
+        """Calls this run has made so far (set by the target): sampled per outcome."""
+        self.budget_at_start: int | None = None
+        """Budget left today when the run started (set by the target; no call made)."""
+        self.records = 0
+        self.timeline: list[tuple[float, int, int]] = [(0.0, 0, 0)]
+        """(seconds since start, outcomes so far, calls so far), when the calls changed;
+        thinned to at most `MAX_TIMELINE_POINTS` by sampling every `_calls_step` calls."""
+        self._calls_step = 1
 
     def origin_of(self, line: int | None) -> Origin:
         """Where the record on this input line first came from (this run, unless replayed)."""
@@ -154,6 +199,8 @@ class RunReport:
         """Count and write one outcome; dead-letter the record if it was not written."""
         outcome.dry_run = self.dry_run
         self.counts[outcome.stream][outcome.outcome] += 1
+        self.records += 1
+        self._sample()
         if not outcome.final:
             self.unfinished += 1
             self._unfinished_failures += int(outcome.outcome in COUNTED_AS_FAILURE)
@@ -170,6 +217,18 @@ class RunReport:
         unwritten = outcome.outcome not in WRITTEN or bool(outcome.conflicts)
         if unwritten and outcome.superseded is None and record is not None:
             self._dead_letter(outcome, record, schema)
+
+    def _sample(self) -> None:
+        """Note the calls made so far, if they moved by a step since the last point."""
+        if self.calls_now is None:
+            return
+        calls = self.calls_now()
+        if calls - self.timeline[-1][2] < self._calls_step:
+            return
+        self.timeline.append((round(time.time() - self.started, 3), self.records, calls))
+        if len(self.timeline) > MAX_TIMELINE_POINTS:
+            self.timeline = self.timeline[::2]
+            self._calls_step *= 2
 
     def _dead_letter(
         self, outcome: RecordOutcome, record: dict[str, Any], schema: dict[str, Any] | None
@@ -220,6 +279,8 @@ class RunReport:
         totals: Counter[str] = Counter()
         for counter in self.counts.values():
             totals.update(counter)
+        seconds = round(time.time() - self.started, 3)
+        timeline = [*self.timeline, (seconds, self.records, calls.get("total", 0))]
         return {
             "run_id": self.run_id,
             "dry_run": self.dry_run,
@@ -228,20 +289,33 @@ class RunReport:
             "records_with_conflicts": dict(sorted(self.conflicted.items())),
             "calls": calls,
             "budget_left_today": budget_left,
+            "budget_left_at_start": self.budget_at_start,
             "halted": self.halted,
             "unfinished_records": self.unfinished,
-            "seconds": round(time.time() - self.started, 3),
+            "seconds": seconds,
             "report_dir": os.fspath(self.dir),
+            "calls_over_run": [list(point) for point in timeline],
         }
 
     def close(self, summary: dict[str, Any]) -> None:
-        """Write `summary.json` and close every file."""
+        """Write `summary.json`, close every file, then write `report.html` from them.
+
+        `summary.json` keeps its long `calls_over_run` list last, one point a line.
+        The HTML page is a view of the other two files: failing to write it is logged
+        and does not change the run's outcome.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (self.dir / "summary.json").write_text(_summary_text(summary))
         for handle in (self._report, self._dead, self._rejected):
             if handle is not None:
                 handle.close()
         self._report = self._dead = self._rejected = None
+        from target_precoro.html_report import write_html
+
+        try:
+            write_html(self.dir, summary)
+        except Exception as exc:
+            logger.error("Could not write %s: %s", self.dir / "report.html", exc)
 
     def flush(self) -> None:
         """Push buffered lines to disk (so a kill loses as little as possible)."""

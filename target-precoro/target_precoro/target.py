@@ -155,6 +155,8 @@ class LineNumberReader(SingerReader):
         self.line_number = 0
         self.on_bad_line: Callable[[int, str, str], None] | None = None
         self.on_failure: Callable[[Exception], None] | None = None
+        self.on_start: Callable[[], None] | None = None
+        """Called once before the first line is read (the run's start)."""
         self.stop_requested = False
         """Set by the signal handler: take no further line."""
         self.waiting = False
@@ -169,6 +171,8 @@ class LineNumberReader(SingerReader):
         last-resort handler, which writes the report before exiting.
         """
         stats: Counter[str] = Counter()
+        if self.on_start is not None:
+            self.on_start()
         try:
             lines = _bounded_lines(_decoded(file_input or self.default_input), MAX_LINE_CHARS)
             while not self.stop_requested:
@@ -270,6 +274,14 @@ def _dependency_rank() -> dict[str, int]:
 DRAIN_RANK = _dependency_rank()
 
 
+def _budget_left(client: PrecoroClient) -> int | None:
+    """Calls left today by the budget ledger (no Precoro call); None if it cannot be read."""
+    try:
+        return client.governor.remaining_today()
+    except Exception:
+        return None
+
+
 class TargetPrecoro(PrecoroPlugin, Target):
     """Singer target writing ERP master data to Precoro by externalId."""
 
@@ -313,6 +325,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
         if isinstance(self.message_reader, LineNumberReader):
             self.message_reader.on_bad_line = self._reject_line
             self.message_reader.on_failure = self.fail
+            self.message_reader.on_start = self._announce
 
     # --- configuration ----------------------------------------------------------------
 
@@ -331,6 +344,14 @@ class TargetPrecoro(PrecoroPlugin, Target):
         return problems
 
     # --- the run ----------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        """Before the first input line: a dry run says so, so nobody takes it for a real one."""
+        if self.target_settings.dry_run:
+            self.logger.warning(
+                "Dry run (dry_run is true): nothing will be written to Precoro; reads "
+                "still count against the budget. Outcomes go to the run report."
+            )
 
     @property
     def current_line(self) -> int | None:
@@ -384,6 +405,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
                     settings.report_retention_days,
                 )
             report = RunReport(settings.report_dir, run_id, dry_run=settings.dry_run)
+            report.calls_now = lambda: client.call_count
+            if refusal is None:
+                report.budget_at_start = _budget_left(client)
             upserter = Upserter(
                 client=client,
                 index=index,
@@ -654,10 +678,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
             "index_reads": runtime.index.calls,
             **{method: count for method, count in sorted(client.calls.items())},
         }
-        try:
-            budget_left: int | None = client.governor.remaining_today()
-        except Exception:
-            budget_left = None
+        budget_left = _budget_left(client)
         summary = report.summary(calls=calls, budget_left=budget_left)
         report.close(summary)
         self.logger.info(
@@ -667,6 +688,12 @@ class TargetPrecoro(PrecoroPlugin, Target):
             budget_left,
             report.dir,
         )
+        if self.target_settings.dry_run:
+            self.logger.warning(
+                "Dry run finished: nothing was written to Precoro; what a real run would "
+                "do is in %s",
+                report.dir / "report.html",
+            )
         halt = runtime.upserter.halt
         failures = report.failures()
         runtime.close()

@@ -32,7 +32,7 @@ from target_precoro.index import Index
 from target_precoro.journal import Journal, OpenWrite
 from target_precoro.matcher import Match, Matcher
 from target_precoro.planner import changes, record_key
-from target_precoro.report import RecordOutcome, RunReport
+from target_precoro.report import RecordOutcome, RunReport, field_changes
 from target_precoro.settings import TargetSettings
 from target_precoro.streams import can_create, can_update
 from target_precoro.threeway import Decision, decide, describe
@@ -567,6 +567,7 @@ class Upserter:
         ext = pending.incoming.external_id
         if outcome.outcome == "linked":
             self.claims[(entity.name, parent)][int(outcome.precoro_id or 0)] = ext
+        outcome.changes = field_changes(entity, values, row)
         if self.settings.dry_run:
             self._emit(pending.item, outcome)
             return
