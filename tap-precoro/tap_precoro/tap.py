@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections import Counter
 from datetime import datetime
@@ -18,7 +19,6 @@ from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._util import load_json
 from typing_extensions import override
 
 from tap_precoro.batches import HeldStateWriter
@@ -233,7 +233,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         if state is not None:
             text = state.read()
             try:
-                parsed: Any = load_json(text)
+                parsed: Any = json.loads(text)
             except ValueError as exc:
                 msg = f"the state file is not valid JSON ({exc})"
                 raise StateError(msg, errors=[msg]) from None

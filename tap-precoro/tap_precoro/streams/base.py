@@ -16,7 +16,7 @@ import abc
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from precoro_client.client import Page
@@ -24,7 +24,6 @@ from precoro_client.errors import BudgetExhausted, NotFound
 from precoro_client.registry import Entity
 from precoro_client.schemas import record_schema
 from singer_sdk import Stream, Tap
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
@@ -33,6 +32,9 @@ from tap_precoro.bookmarks import Pass, modified_since_param, to_state_timestamp
 from tap_precoro.outlook import Outlook, left_after_page, pagination_total
 from tap_precoro.run_context import RunContext
 from tap_precoro.streams.webhook_mode import webhook_records
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
 Params = list[tuple[str, str]]
 

@@ -17,6 +17,7 @@ from precoro_client.client import Page
 from precoro_client.registry import Entity
 from singer_sdk import Tap
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
 from tap_precoro.bookmarks import (
     RECENT_LIMIT,
@@ -89,6 +90,7 @@ class IncrementalStream(PrecoroStream):
         tracker.restart_from(start)
         return True
 
+    @override
     def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
         """Add (id, updateDate) to `recent`: the next pass skips that exact version."""
         state = self.get_context_state(context)
@@ -97,6 +99,7 @@ class IncrementalStream(PrecoroStream):
         recent[str(record.get("id"))] = str(record.get("updateDate"))
         state["recent"] = newest(recent, WEBHOOK_RECENT_LIMIT)
 
+    @override
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run (or resume) one pass over everything changed since the bookmark.
 

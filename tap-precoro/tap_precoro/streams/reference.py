@@ -29,6 +29,7 @@ from tap_precoro.streams.base import PARTITION_KEY, PrecoroStream
 class ReferenceStream(PrecoroStream):
     """A stream Precoro cannot filter by date: re-read on a schedule, changes emitted."""
 
+    @override
     def poll(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Refresh when due (`reference_refresh_hours`); else nothing, from the cache."""
         tracker = ReferenceState(self.get_context_state(context))
@@ -38,6 +39,7 @@ class ReferenceStream(PrecoroStream):
             return iter(())
         return self.refresh(context)
 
+    @override
     def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
         """Store the record's content hash: the next refresh emits it only if it changed."""
         state = self.get_context_state(context)
@@ -45,6 +47,7 @@ class ReferenceStream(PrecoroStream):
         hashes[str(record.get("id"))] = content_hash(record)
         state["hashes"] = hashes
 
+    @override
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Re-read the whole list; emit only records whose content changed since last time."""
         tracker = ReferenceState(self.get_context_state(context))
