@@ -282,6 +282,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         is `fail`. The SDK marks `sync_all` final and has no end-of-run hook; this
         calls it unchanged and acts only once it returned.
         """
+        self._warn_unmatched_selection()
         try:
             super().sync_all()
         finally:
@@ -289,6 +290,28 @@ class TapPrecoro(PrecoroPlugin, Tap):
         self._log_summary()
         if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
             sys.exit(1)
+
+    def _warn_unmatched_selection(self) -> None:
+        """A catalog naming a stream this tap lacks, or selecting nothing, is a WARNING.
+
+        The SDK ignores both silently: a mistyped `meltano select` pattern or catalog
+        entry would read nothing without a word.
+        """
+        catalog = self.input_catalog
+        if catalog is not None:
+            for name in sorted(set(catalog) - set(self.streams)):
+                self.logger.warning(
+                    "The catalog names stream %r, which tap-precoro does not have; it is "
+                    "ignored. Streams: %s",
+                    name,
+                    ", ".join(STREAM_NAMES),
+                )
+        if not any(s.selected or s.has_selected_descendents for s in self.streams.values()):
+            self.logger.warning(
+                "No stream is selected: this run reads nothing. Check the catalog or "
+                "`meltano select` patterns against: %s",
+                ", ".join(STREAM_NAMES),
+            )
 
     def _log_summary(self) -> None:
         records = Counter({s.name: s.emitted_count for s in self._precoro_streams()})
