@@ -278,15 +278,22 @@ class TapPrecoro(PrecoroPlugin, Tap):
     def sync_all(self) -> None:
         """The SDK's run of every stream, then the end of the run (explicit, here).
 
-        Logs the run summary and exits 1 on a budget stop if `on_budget_exhausted`
-        is `fail`. The SDK marks `sync_all` final and has no end-of-run hook; this
-        calls it unchanged and acts only once it returned.
+        Webhook-delivered versions are held out of every STATE but the run's last
+        (`hold_delivered_versions`). Logs the run summary and exits 1 on a budget
+        stop if `on_budget_exhausted` is `fail`. The SDK marks `sync_all` final and
+        has no run start or end hook; this calls it unchanged.
         """
         self._warn_unmatched_selection()
+        for stream in self._precoro_streams():
+            if stream.selected:
+                stream.hold_delivered_versions()
         try:
             super().sync_all()
         finally:
             self.run.close()
+        released = [s.release_delivered_versions() for s in self._precoro_streams()]
+        if any(released):  # the run's last STATE: what the next reconcile poll skips
+            self.state_writer.write_state(self.state)
         self._log_summary()
         if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
             sys.exit(1)

@@ -312,6 +312,13 @@ class PrecoroStream(Stream):
         """Remember a webhook-delivered version so the reconcile poll does not re-send it."""
         del record, context
 
+    def hold_delivered_versions(self) -> None:
+        """At the run's start: move what only the run's last STATE needs into memory."""
+
+    def release_delivered_versions(self) -> bool:
+        """At the run's end: put it back into the state; True if the state changed."""
+        return False
+
     def first_emission(self, record: Mapping[str, Any]) -> bool:
         """True the first time this run sees a record id (each record once per run)."""
         record_id = str(record.get("id"))

@@ -50,6 +50,11 @@ class IncrementalStream(PrecoroStream):
         self._run_versions: dict[str, str] = {}
         """Every version this run delivered that a next pass lists again: the state
         keeps only `RECENT_LIMIT` of them, the closing pass uses them all."""
+        self._held: dict[str, str] = {}
+        """Webhook-delivered versions for the next reconcile poll (at most
+        `WEBHOOK_RECENT_LIMIT`): held here during the run, so that every STATE written
+        meanwhile carries only `RECENT_LIMIT` of them; the run's last STATE carries
+        them all (`hold_delivered_versions`)."""
         self._closing = False
 
     def start_bookmark(self, tracker: IncrementalState) -> datetime | None:
@@ -92,12 +97,49 @@ class IncrementalStream(PrecoroStream):
 
     @override
     def note_delivered(self, record: Mapping[str, Any], context: Context | None) -> None:
-        """Add (id, updateDate) to `recent`: the next pass skips that exact version."""
+        """Add (id, updateDate) to `recent`: the next pass skips that exact version.
+
+        The STATE written now carries the newest `RECENT_LIMIT`; the rest is held
+        until the run's end (`release_delivered_versions`), so a drain's STATE does not
+        grow with the inbox.
+        """
         state = self.get_context_state(context)
-        recent = dict(state.get("recent") or {})
+        recent = {**self._held, **dict(state.get("recent") or {})}
         recent.pop(str(record.get("id")), None)
         recent[str(record.get("id"))] = str(record.get("updateDate"))
-        state["recent"] = newest(recent, WEBHOOK_RECENT_LIMIT)
+        self._held = newest(recent, WEBHOOK_RECENT_LIMIT)
+        state["recent"] = newest(self._held)
+
+    @override
+    def hold_delivered_versions(self) -> None:
+        """At the run's start: keep a long `recent` in memory, the STATE its newest part.
+
+        Only a webhook drain leaves more than `RECENT_LIMIT` versions (for the next
+        reconcile poll, which skips them); carried by every STATE of the run, they
+        would cost their size once per checkpoint.
+        """
+        saved = self.tap_state.get("bookmarks", {}).get(self.name)
+        if not isinstance(saved, dict):
+            return
+        recent = saved.get("recent")
+        if isinstance(recent, Mapping) and len(recent) > RECENT_LIMIT:
+            self._held = {str(key): str(value) for key, value in recent.items()}
+            saved["recent"] = newest(self._held)
+
+    @override
+    def release_delivered_versions(self) -> bool:
+        """At the run's end: `recent` holds the held versions again; True if it changed.
+
+        If the run dies before, the state keeps the newest `RECENT_LIMIT` only: the
+        next reconcile poll then reads the others again (calls, never a loss).
+        """
+        if not self._held:
+            return False
+        state = self.get_context_state(None)
+        current = {str(key): str(value) for key, value in (state.get("recent") or {}).items()}
+        state["recent"] = newest({**self._held, **current}, WEBHOOK_RECENT_LIMIT)
+        self._held = {}
+        return bool(state["recent"] != current)
 
     @override
     def refresh(self, context: Context | None) -> Iterable[dict[str, Any]]:
@@ -128,7 +170,7 @@ class IncrementalStream(PrecoroStream):
             )
         else:
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
-        delivered = {**tracker.recent, **self._run_versions}
+        delivered = {**self._held, **tracker.recent, **self._run_versions}
         closing = self._closing
         fetch = self.entity.document and bool(self.config.get("fetch_details", True))
         read: dict[str, str] = {}
@@ -197,6 +239,7 @@ class IncrementalStream(PrecoroStream):
             # The row the value cursor stood on never came back: the cursor jumped.
             progress.suspect = True
         tracker.complete_pass(progress, lookback)
+        self._held = {}  # the pass read them all: its own `recent` is what counts now
         if not filtered and progress.started_at is not None:
             state["delivered"] = history.after_pass(
                 created, progress.started_at, full=progress.since is None
