@@ -54,8 +54,9 @@ the run settles them first (see `IncrementalStream.refresh`)."""
 
 WEBHOOK_RECENT_LIMIT = 5000
 """Most webhook-delivered versions kept for the next reconcile poll (which skips them,
-one detail call saved each): they pile up between reconciles, not within a pass, and
-a reconcile pass's own STATEs still carry only `RECENT_LIMIT` of them."""
+one detail call saved each): they pile up between reconciles, not within a pass. Only
+the run's last STATE carries them all; during a run they are held in memory and every
+other STATE carries `RECENT_LIMIT` (`IncrementalStream.hold_delivered_versions`)."""
 
 
 def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, str]:
