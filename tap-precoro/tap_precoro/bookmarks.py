@@ -72,7 +72,7 @@ def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, 
 
 def parse_timestamp(value: str) -> datetime:
     """Parse an ISO timestamp from Precoro or from state; naive values are UTC."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)  # Python 3.11 reads a "Z" suffix itself
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -52,7 +52,7 @@ def batched_current(
 
 
 def webhook_records(stream: PrecoroStream, context: Context | None) -> Iterator[dict[str, Any]]:
-    """Records of one stream in webhook mode (see the module docstring)."""
+    """Records of one stream in webhook mode (the rules: `tap_precoro.webhook_sync`)."""
     inbox = stream.run.webhook_inbox
     type_code = stream.entity.webhook_type
     if inbox is None or type_code is None:  # pragma: no cover - guarded by the caller
