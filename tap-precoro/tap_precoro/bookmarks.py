@@ -54,8 +54,9 @@ the run settles them first (see `IncrementalStream.refresh`)."""
 
 WEBHOOK_RECENT_LIMIT = 5000
 """Most webhook-delivered versions kept for the next reconcile poll (which skips them,
-one detail call saved each): they pile up between reconciles, not within a pass, and
-a reconcile pass's own STATEs still carry only `RECENT_LIMIT` of them."""
+one detail call saved each): they pile up between reconciles, not within a pass. Only
+the run's last STATE carries them all; during a run they are held in memory and every
+other STATE carries `RECENT_LIMIT` (`IncrementalStream.hold_delivered_versions`)."""
 
 
 def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, str]:
@@ -71,7 +72,7 @@ def newest(versions: Mapping[str, str], limit: int = RECENT_LIMIT) -> dict[str, 
 
 def parse_timestamp(value: str) -> datetime:
     """Parse an ISO timestamp from Precoro or from state; naive values are UTC."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)  # Python 3.11 reads a "Z" suffix itself
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from precoro_client.client import PrecoroClient
 from precoro_client.errors import BudgetExhausted, ConfigError, LedgerUnavailable
 from precoro_client.numbers import NumberRule
 from precoro_client.plugin_config import PrecoroPlugin
@@ -19,14 +19,13 @@ from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._util import load_json
 from typing_extensions import override
 
 from tap_precoro.batches import HeldStateWriter
 from tap_precoro.bookmarks import parse_timestamp, state_problems
-from tap_precoro.outlook import Outlook, describe, duration
-from tap_precoro.streams import IncrementalStream, OptionsStream, PrecoroStream, ReferenceStream
-from tap_precoro.webhooks.inbox import SqliteInbox
+from tap_precoro.outlook import Outlook
+from tap_precoro.run_context import RunContext
+from tap_precoro.streams import PrecoroStream, stream_for
 
 STREAM_NAMES = [entity.name for entity in ENTITIES]
 
@@ -164,18 +163,31 @@ class TapPrecoro(PrecoroPlugin, Tap):
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Validate the config fully before any request, then build the client."""
-        self.budget_stop: BudgetExhausted | None = None
-        self.refreshed_ids: dict[str, list[int]] = {}
-        self._stopped_stream: str | None = None
-        self._inbox: SqliteInbox | None = None
-        self.webhook_fetches: dict[tuple[str, int], dict[str, Any] | None] = {}
-        """Entities fetched for webhooks in this run (never fetched twice)."""
+        """Validate the config fully before any request; the run context follows."""
+        self.precoro_settings: PrecoroSettings | None = None
+        self._run: RunContext | None = None
         super().__init__(*args, **kwargs)
-        self._client: PrecoroClient | None = None
-        self.batch_state_writer = HeldStateWriter(self.message_writer)
-        """Every STATE goes through it; in batch mode it holds STATE back (see `batches`)."""
-        self._state_writer = self.batch_state_writer
+        self._state_writer = self.run.state_writer
+
+    @property
+    def run(self) -> RunContext:
+        """What this run shares with its streams, created once (when the streams are).
+
+        The config is validated by then (the SDK validates before it builds streams).
+        """
+        if self._run is None:
+            self._run = RunContext(
+                self.precoro_settings,
+                self.config,
+                HeldStateWriter(self.message_writer),
+                self.logger,
+            )
+        return self._run
+
+    @property
+    def budget_stop(self) -> BudgetExhausted | None:
+        """The run's budget stop, if it had one."""
+        return self.run.budget_stop
 
     # --- configuration --------------------------------------------------------------------
 
@@ -204,23 +216,6 @@ class TapPrecoro(PrecoroPlugin, Tap):
             problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")
         return problems
 
-    @property
-    def client(self) -> PrecoroClient:
-        """The shared Precoro client, created on first use (never during --about)."""
-        if self._client is None:
-            self._client = PrecoroClient(self.precoro_settings)
-        return self._client
-
-    @property
-    def webhook_inbox(self) -> SqliteInbox | None:
-        """The receiver's inbox when `webhook_inbox` is set (opened on first use)."""
-        path = self.config.get("webhook_inbox")
-        if not path:
-            return None
-        if self._inbox is None:
-            self._inbox = SqliteInbox(str(path))
-        return self._inbox
-
     # --- state ----------------------------------------------------------------------------
 
     @classmethod
@@ -238,7 +233,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         if state is not None:
             text = state.read()
             try:
-                parsed: Any = load_json(text)
+                parsed: Any = json.loads(text)
             except ValueError as exc:
                 msg = f"the state file is not valid JSON ({exc})"
                 raise StateError(msg, errors=[msg]) from None
@@ -261,11 +256,13 @@ class TapPrecoro(PrecoroPlugin, Tap):
 
     # --- streams ------------------------------------------------------------------------
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """One stream per registry entity that has a list endpoint."""
-        return [self._stream_for(entity) for entity in ENTITIES]
+        return [stream_for(self, entity, self.run) for entity in ENTITIES]
 
     @property
+    @override
     def streams(self) -> dict[str, Stream]:
         """Registry order, not the SDK's alphabetical one: custom fields before options."""
         loaded = super().streams
@@ -275,38 +272,57 @@ class TapPrecoro(PrecoroPlugin, Tap):
             loaded.update(ordered)
         return loaded
 
-    def _stream_for(self, entity: Entity) -> PrecoroStream:
-        if entity.parent is not None:
-            return OptionsStream(self, entity)
-        if entity.incremental:
-            return IncrementalStream(self, entity)
-        return ReferenceStream(self, entity)
-
     # --- run ----------------------------------------------------------------------------
 
-    def stop_for_budget(self, stream: PrecoroStream, exc: BudgetExhausted) -> None:
-        """Remember a clean budget stop; later streams then make no request."""
-        if self.budget_stop is None:
-            self.budget_stop = exc
-            self._stopped_stream = stream.name
-            self.logger.warning("%s: %s", stream.name, exc)
+    @override  # type: ignore[misc]  # SDK final, no end hook: SDK_SURFACE.md
+    def sync_all(self) -> None:
+        """The SDK's run of every stream, then the end of the run (explicit, here).
 
-    def finish_run(self) -> None:
-        """Log the run summary; exit 1 on a budget stop if so configured.
-
-        `sync_all` is final in the SDK; it ends by calling every stream's
-        `log_sync_costs`, and the last stream's call lands here.
+        Webhook-delivered versions are held out of every STATE but the run's last
+        (`hold_delivered_versions`). Logs the run summary and exits 1 on a budget
+        stop if `on_budget_exhausted` is `fail`. The SDK marks `sync_all` final and
+        has no run start or end hook; this calls it unchanged.
         """
+        self._warn_unmatched_selection()
+        for stream in self._precoro_streams():
+            if stream.selected:
+                stream.hold_delivered_versions()
+        try:
+            super().sync_all()
+        finally:
+            self.run.close()
+        released = [s.release_delivered_versions() for s in self._precoro_streams()]
+        if any(released):  # the run's last STATE: what the next reconcile poll skips
+            self.state_writer.write_state(self.state)
         self._log_summary()
-        if self._inbox is not None:
-            self._inbox.close()
-            self._inbox = None
         if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
             sys.exit(1)
 
+    def _warn_unmatched_selection(self) -> None:
+        """A catalog naming a stream this tap lacks, or selecting nothing, is a WARNING.
+
+        The SDK ignores both silently: a mistyped `meltano select` pattern or catalog
+        entry would read nothing without a word.
+        """
+        catalog = self.input_catalog
+        if catalog is not None:
+            for name in sorted(set(catalog) - set(self.streams)):
+                self.logger.warning(
+                    "The catalog names stream %r, which tap-precoro does not have; it is "
+                    "ignored. Streams: %s",
+                    name,
+                    ", ".join(STREAM_NAMES),
+                )
+        if not any(s.selected or s.has_selected_descendents for s in self.streams.values()):
+            self.logger.warning(
+                "No stream is selected: this run reads nothing. Check the catalog or "
+                "`meltano select` patterns against: %s",
+                ", ".join(STREAM_NAMES),
+            )
+
     def _log_summary(self) -> None:
         records = Counter({s.name: s.emitted_count for s in self._precoro_streams()})
-        client = self.client if self._client is not None else None
+        client = self.run.opened_client
         calls = client.call_count if client else 0
         try:
             left = client.governor.remaining_today() if client else None
@@ -328,7 +344,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
             if unknown:
                 more = f"at least {known + unknown} calls (Precoro gave no total)"
             else:
-                more = f"~{known} calls, {self.time_for(known)} at the limits"
+                more = f"~{known} calls, {self.run.time_for(known)} at the limits"
             self.logger.warning(
                 "Stopped early: %s. Still to read: %s; %s. "
                 "Budget returns at %s; the next run resumes where this one stopped.",
@@ -341,18 +357,6 @@ class TapPrecoro(PrecoroPlugin, Tap):
     def outlook(self) -> dict[str, Outlook]:
         """Rows and calls each selected stream still has to read (the run summary's)."""
         return {s.name: s.outlook() for s in self._precoro_streams() if s.selected}
-
-    def time_for(self, calls: int) -> str:
-        """How long `calls` take at this account's limits (whenever budget is back)."""
-        limits = self.client.settings
-        return describe(
-            duration(
-                calls,
-                limits.max_requests_per_second,
-                limits.max_requests_per_hour,
-                limits.max_requests_per_day,
-            )
-        )
 
     def _precoro_streams(self) -> list[PrecoroStream]:
         return [s for s in self.streams.values() if isinstance(s, PrecoroStream)]

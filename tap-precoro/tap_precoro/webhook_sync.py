@@ -1,4 +1,8 @@
-"""Webhook mode of a stream: drain the receiver's inbox, reconcile by polling when due.
+"""Webhook mode of a stream: what the inbox holds for it, and when to reconcile.
+
+The drain itself (fetching the notified entities and emitting them) is stream code:
+`tap_precoro.streams.webhook_mode`. This module only reads the inbox and the stream's
+`webhooks` state; it knows nothing of streams, the client or the tap.
 
 Per stream, after the inbox position kept in its state:
 
@@ -24,18 +28,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tap_precoro.bookmarks import parse_timestamp, to_state_timestamp
 from tap_precoro.webhooks.inbox import Entry, Inbox, InboxInfo
-
-if TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context
-
-    from tap_precoro.streams import PrecoroStream
 
 SCAN_BATCH = 5000
 """Inbox rows read per query while scanning."""
@@ -201,90 +200,3 @@ def reconcile_reason(
     if now - progress.reconciled_at >= every:
         return f"reconcile_every_hours ({every.total_seconds() / 3600:g} h) passed"
     return outage(found.markers, progress.seen_at, now.timestamp(), info.heartbeat_seconds)
-
-
-def batched_current(
-    stream: PrecoroStream, changed: list[Changed], context: Context | None
-) -> dict[int, dict[str, Any] | None] | None:
-    """Current records of the notified entities from one `modifiedSince` list read.
-
-    Chosen per stream and run when it cannot cost more than one call per entity:
-    master data (one list page holds `page_size` rows, one call each otherwise), and
-    documents under list-level filters (the list's status tells which need their
-    detail call; the others cost nothing more). Unfiltered documents need one detail
-    call each anyway, so the list would only add calls: None (fetch each).
-
-    The list starts at the oldest notification's arrival minus the look-back (an
-    entity's `updateDate` is at or after its change, which came before the webhook)
-    and is read without the status/enable filters, which are applied to the rows: an
-    entity it does not list (deleted, or stamped earlier by a skewed clock) is
-    fetched on its own by the caller, so nothing is lost. Rows it lists but filters
-    out map to None: not emitted, as a poll would not.
-    """
-    entity = stream.entity
-    details = entity.document and bool(stream.config.get("fetch_details", True))
-    filtered = stream.base_params(context) != list(entity.base_params)
-    if len(changed) < 2 or not entity.incremental or (details and not filtered):
-        return None
-    lookback = timedelta(minutes=float(stream.config.get("lookback_minutes", 5)))
-    oldest = datetime.fromtimestamp(min(item.first_seen_at for item in changed), UTC)
-    # Arrival times are the receiver's (this machine's) clock; `modifiedSince` is
-    # Precoro's: shift by the offset the responses so far showed (none yet: 0).
-    offset = stream.precoro_tap.client.server_now() - datetime.now(UTC)
-    since = oldest + offset - lookback - timedelta(seconds=1)  # `Date` truncates
-    return stream.list_current({item.entity_id for item in changed}, since, context)
-
-
-def webhook_records(stream: PrecoroStream, context: Context | None) -> Iterator[dict[str, Any]]:
-    """Records of one stream in webhook mode (see the module docstring)."""
-    inbox = stream.precoro_tap.webhook_inbox
-    type_code = stream.entity.webhook_type
-    if inbox is None or type_code is None:  # pragma: no cover - guarded by the caller
-        return
-    state = stream.get_context_state(context)
-    progress = WebhookProgress(state)
-    info = inbox.info()
-    position = progress.position if progress.raw.get("inbox") == info.inbox_id else 0
-    found = scan(inbox, position, type_code)
-    hours = float(stream.config.get("reconcile_every_hours", 24))
-    reason = reconcile_reason(
-        progress, info, found, every=timedelta(hours=hours), now=datetime.now(UTC)
-    )
-    if reason is not None:
-        stream.logger.info("%s: reconcile poll, because %s", stream.name, reason)
-        head_seen = found.last_seen_at if found.last_position == info.head else None
-        progress.begin_reconcile(info.head, head_seen or time.time(), reason)
-        yield from stream.refresh(context)
-        progress.complete_reconcile(info)
-        stream.checkpoint()
-        return
-    if found.changed:
-        stream.logger.info(
-            "%s: %d changed entities from the webhook inbox", stream.name, len(found.changed)
-        )
-    listed = batched_current(stream, found.changed, context)
-    since_checkpoint = 0
-    for index, item in enumerate(found.changed):
-        costly = listed is None or item.entity_id not in listed
-        if listed is not None and item.entity_id in listed:
-            record = listed[item.entity_id]
-        else:
-            record = stream.fetch_current(item.entity_id, item.idn)
-        wanted = record is not None and stream.matches_filters(record, context)
-        if record is not None and wanted and stream.first_emission(record):
-            stream.note_delivered(record, context)
-            yield record
-        if index + 1 < len(found.changed):
-            following = found.changed[index + 1]
-            progress.advance(following.first_position - 1, following.first_seen_at, info.inbox_id)
-        else:
-            progress.advance(found.last_position, found.last_seen_at, info.inbox_id)
-        since_checkpoint += 1
-        # A record that cost a call is checkpointed at once (a crash must not pay for
-        # it again); listed ones once a page, so STATE does not grow with the drain.
-        if costly or since_checkpoint >= stream.page_size or index + 1 == len(found.changed):
-            stream.checkpoint()
-            since_checkpoint = 0
-    if not found.changed and found.last_position > position:
-        progress.advance(found.last_position, found.last_seen_at, info.inbox_id)
-        stream.checkpoint()
