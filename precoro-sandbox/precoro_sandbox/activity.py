@@ -17,14 +17,8 @@ from precoro_client import registry
 from precoro_client.registry import Entity
 
 from precoro_sandbox import dates
-from precoro_sandbox.datagen import (
-    REF_KEYS,
-    STATUS_LABELS,
-    Generator,
-    Record,
-    plan_counts,
-    ref_info,
-)
+from precoro_sandbox.datagen import STATUS_LABELS, Generator, Record, ref_info
+from precoro_sandbox.entities import REF_KEYS, SANDBOX_ENTITIES, plan_counts
 from precoro_sandbox.paging import PagingMutation
 from precoro_sandbox.routes import record_key
 from precoro_sandbox.store import Store
@@ -33,28 +27,12 @@ if TYPE_CHECKING:
     from precoro_sandbox.app import Company, Sandbox
 
 ACTIVITY_WEIGHTS: dict[str, int] = {
-    "suppliers": 10,
-    "items": 10,
-    "purchaseorders": 10,
-    "invoices": 10,
-    "receipts": 4,
-    "expenses": 4,
-    "payments": 2,
-    "itemcustomfieldoptions": 2,
-    "documentcustomfieldoptions": 2,
-    "itemcustomfields": 1,
-    "documentcustomfields": 1,
-    "taxes": 1,
-    "paymentterms": 1,
-    "locations": 1,
-    "legalentities": 1,
-    "users": 1,
-    "warehouses": 1,
-    "budgets": 1,
+    name: entry.activity_weight for name, entry in SANDBOX_ENTITIES.items()
 }
-"""Default mix of entities `activity` touches (by weight)."""
+"""Default mix of entities `activity` touches (by weight; the entity table's)."""
 
-CREATABLE = frozenset(ACTIVITY_WEIGHTS) - {"payments", "itemcustomfields", "documentcustomfields"}
+CREATABLE = frozenset(name for name, entry in SANDBOX_ENTITIES.items() if entry.creatable)
+"""Entities simulated users may create (the others are only modified)."""
 
 
 class DbContext:
@@ -70,7 +48,8 @@ class DbContext:
         rec = self.store.random_record(self.company, coll, rng)
         if rec is None:
             return None
-        return dict(zip(REF_KEYS[coll], ref_info(coll, rec), strict=True))
+        keys = REF_KEYS[coll]
+        return dict(zip(keys, ref_info(keys, rec), strict=True))
 
 
 class Activity:
@@ -152,15 +131,16 @@ class Activity:
         )
         ctx = DbContext(sb.store, company.index)
         index = sb.store.count(company.index, entity.name, [], [])
+        build = SANDBOX_ENTITIES[entity.name].build
+        if build is None:
+            return None
+        parent_id = None
         if entity.parent is not None:
             parent = sb.store.random_record(company.index, entity.parent, rng)
             if parent is None:
                 return None
-            rec = gen.option(entity.name, ctx, rng, parent["id"], index)
-        elif entity.name == "invoices":
-            rec, _ = gen.invoice(ctx, rng, index)
-        else:
-            rec = getattr(gen, entity.name)(ctx, rng, index)
+            parent_id = int(parent["id"])
+        rec = build(gen, ctx, rng, index, parent_id)
         rec["createDate"] = rec["updateDate"] = sb.now_stored()
         sb.store.save(company.index, entity, rec, sb.seed, new=True)
         sb.rules.after_write(company, entity, rec, action=0)

@@ -29,7 +29,8 @@ from precoro_sandbox import dates
 from precoro_sandbox.activity import Activity
 from precoro_sandbox.admin import ADMIN_HEADER, ADMIN_PREFIX, Admin
 from precoro_sandbox.clock import SandboxClock
-from precoro_sandbox.datagen import Generator, plan_counts
+from precoro_sandbox.datagen import Generator
+from precoro_sandbox.entities import generate, plan_counts
 from precoro_sandbox.faults import FaultInjector
 from precoro_sandbox.limits import LimitConfig, RateLimiter
 from precoro_sandbox.lists import Lists
@@ -149,7 +150,7 @@ class Sandbox:
         )
         entities = registry.BY_NAME
         return self.store.insert_rows(
-            row_for(company.index, entities[coll], rec, self.seed) for coll, rec in gen.generate()
+            row_for(company.index, entities[coll], rec, self.seed) for coll, rec in generate(gen)
         )
 
     def load_data(self, *, reuse: bool = False) -> None:

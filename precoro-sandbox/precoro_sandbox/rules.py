@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from precoro_client import registry
 from precoro_client.registry import Entity
 
-from precoro_sandbox.datagen import STATUS_LABELS, Generator, Record, payment_summary
+from precoro_sandbox.datagen import STATUS_LABELS, Record, embedded_option, payment_summary
 from precoro_sandbox.replies import field_errors
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class BusinessRules:
                 limit=500,
                 offset=offset,
             )
-            options.extend(Generator.embedded_option(json.loads(row)) for row in rows)
+            options.extend(embedded_option(json.loads(row)) for row in rows)
             if len(rows) < 500:
                 break
             offset += 500

@@ -18,24 +18,13 @@ from precoro_client.registry import Entity, Field
 
 from precoro_sandbox import dates
 from precoro_sandbox.datagen import STATUS_LABELS, Record
+from precoro_sandbox.entities import facts
 from precoro_sandbox.replies import Reply, field_errors, plain_error
 from precoro_sandbox.routes import record_key
 from precoro_sandbox.store import detail_text, split_json
 
 if TYPE_CHECKING:
     from precoro_sandbox.app import Company, Sandbox
-
-_WRAPPED = frozenset(
-    {
-        "contacts",
-        "paymentTerms",
-        "approvalSteps",
-        "dataDocumentCustomFields",
-        "dataItemCustomFields",
-        "options",
-    }
-)
-"""Relations Precoro wraps as `{"data": [...]}`."""
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
@@ -72,11 +61,12 @@ def scalar(kind: str, raw: str, zone: Any) -> Any:
 
 def blank_record(entity: Entity) -> Record:
     """Default values of every field of a new record."""
+    wrapped = facts(entity).wrapped
     rec: Record = {}
     for spec in entity.fields:
         if spec.type == "array":
             rec[spec.name] = []
-        elif spec.type == "object" and spec.ref is None and spec.name in _WRAPPED:
+        elif spec.type == "object" and spec.ref is None and spec.name in wrapped:
             rec[spec.name] = {"data": []}
         elif spec.name == "enable":
             rec[spec.name] = True
@@ -92,10 +82,9 @@ def apply_defaults(entity: Entity, rec: Record) -> None:
         rec["status"] = 2
     if "statusString" in names and rec.get("status") is not None:
         rec["statusString"] = STATUS_LABELS.get(rec["status"])
-    if entity.name == "items" and rec.get("type") is not None:
-        rec["typeString"] = "Service" if rec["type"] == 1 else "Product"
-    if entity.name == "payments" and rec.get("logicType") is None:
-        rec["logicType"] = 0
+    derive = facts(entity).defaults
+    if derive is not None:
+        derive(rec)
 
 
 class Writes:
