@@ -57,6 +57,9 @@ class SandboxEntity:
     """Relations Precoro wraps as `{"data": [...]}` (a new record starts with no data)."""
     defaults: Callable[[Record], None] | None = None
     """Values Precoro derives on every write, beyond status and statusString."""
+    unique: tuple[str, ...] = ()
+    """Fields no two records of a company may share when the `unique_supplier_code`
+    switch is on (Precoro's rule is not published; off by default)."""
 
     @property
     def creatable(self) -> bool:
@@ -182,6 +185,7 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         ref_keys=("id", "name", "currency"),
         activity_weight=10,
         wrapped=frozenset({"contacts", "paymentTerms"}),
+        unique=("uniqueCode",),
     ),
     "items": SandboxEntity(
         count=lambda n: 3 * n,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from precoro_client import registry
-from precoro_client.registry import PAGE_SIZES, Entity, ListFilter
+from precoro_client.registry import PAGE_SIZES, Entity, Field, ListFilter
 
 from precoro_sandbox import dates
 from precoro_sandbox.options import Settings
@@ -66,13 +66,26 @@ def per_page_param(multi: Query, default: int) -> int:
     return per_page
 
 
+PAGING_PARAMS = frozenset({"page", "per_page"})
+FIELD_FILTER_TYPES = frozenset({"string", "integer", "number", "boolean"})
+"""List-field types a response-field equality filter compares (dates and objects are not)."""
+
+
 def compile_filters(
     entity: Entity, multi: Query, settings: Settings
 ) -> tuple[list[str], list[Any]]:
-    """SQL conditions for the registry filters present in the query; others ignored."""
+    """SQL conditions for the query's filters.
+
+    Declared registry filters first; then any other parameter that names a scalar list
+    field of the entity (`country=`, `name[]=`) is an equality filter on that field, as
+    Precoro's help says any response parameter can be. What remains is ignored or, with
+    `unknown_filters=reject`, refused with a 400 naming the parameter.
+    """
     where: list[str] = []
     params: list[Any] = []
+    declared = set()
     for flt in entity.filters:
+        declared.add(flt.param)
         values = multi.get(flt.param)
         if values is None:
             continue
@@ -80,7 +93,48 @@ def compile_filters(
         clause, args = filter_clause(flt, column, values, settings)
         where.append(clause)
         params.extend(args)
+    fields = {spec.name: spec for spec in entity.list_fields if spec.type in FIELD_FILTER_TYPES}
+    for param, values in multi.items():
+        if param in declared or param in PAGING_PARAMS:
+            continue
+        name = param[:-2] if param.endswith("[]") else param
+        spec = fields.get(name)
+        if spec is None:
+            if settings.unknown_filters == "reject":
+                raise field_errors(400, {param: "This filter is not supported."})
+            continue
+        clause, args = field_clause(param, spec, values)
+        where.append(clause)
+        params.extend(args)
     return where, params
+
+
+def field_clause(param: str, spec: Field, values: list[str]) -> tuple[str, list[Any]]:
+    """Equality (or `IN` for `name[]`) on a list field's value in the stored list row."""
+
+    def typed(raw: str) -> Any:
+        try:
+            if spec.type == "integer":
+                return int(raw)
+            if spec.type == "number":
+                return float(raw)
+        except ValueError:
+            raise field_errors(400, {param: "This value is not valid."}) from None
+        if spec.type == "boolean":
+            flag = raw.strip().lower()
+            if flag not in ("1", "0", "true", "false"):
+                raise field_errors(400, {param: "This value is not valid."})
+            return 1 if flag in ("1", "true") else 0
+        return raw
+
+    column = "json_extract(list_json, ?)"
+    path = f"$.{spec.name}"
+    if param.endswith("[]"):
+        items = [typed(v) for v in values if v != ""]
+        if not items:
+            return "1 = 0", []
+        return f"{column} IN ({', '.join('?' * len(items))})", [path, *items]
+    return f"{column} = ?", [path, typed(values[-1])]
 
 
 def filter_clause(
@@ -120,7 +174,11 @@ def filter_clause(
         return f"{column} IS {'NOT ' if last == '1' else ''}NULL", []
     fmt = flt.date_format or registry.MODIFIED_SINCE_FORMAT
     try:
-        moment = dates.parse_local(last, fmt, settings.tz)
+        if flt.op == "since":
+            strict = settings.modified_since == "strict"
+            moment = dates.parse_since(last, settings.tz, strict=strict)
+        else:
+            moment = dates.parse_local(last, fmt, settings.tz)
     except ValueError:
         if flt.op == "since":
             raise bad(
@@ -132,6 +190,8 @@ def filter_clause(
         if whole_day:
             return f"{column} < ?", [int(dates.day_after(moment).timestamp())]
         return f"{column} <= ?", [int(moment.timestamp())]
+    if flt.op == "since":  # an instant between two whole seconds excludes the earlier one
+        return f"{column} >= ?", [math.ceil(moment.timestamp())]
     return f"{column} >= ?", [int(moment.timestamp())]
 
 

@@ -14,6 +14,7 @@ from precoro_client import registry
 from precoro_client.registry import Entity
 
 from precoro_sandbox.datagen import STATUS_LABELS, Record, embedded_option, payment_summary
+from precoro_sandbox.entities import facts
 from precoro_sandbox.replies import field_errors
 
 if TYPE_CHECKING:
@@ -43,12 +44,37 @@ class BusinessRules:
         paid = float(invoice.get("sumPaid") or 0)
         remaining = round(total - paid, 2)
         if remaining <= 0:
-            raise field_errors(status, {"sumPaid": "The Invoice is already fully paid."})
+            if self.sb.settings.fully_paid_error == "not_exceed":
+                message = "The amount must be greater than 0 and not exceed 0"
+            else:
+                message = "The Invoice is already fully paid."
+            raise field_errors(status, {"sumPaid": message})
         amount = round(float(changes["sumPaid"]), 2)
         if amount <= 0 or amount > remaining:
             message = f"The amount must be greater than 0 and not exceed {format_amount(remaining)}"
             raise field_errors(status, {"sumPaid": message})
         return invoice
+
+    def check_unique(
+        self, company: Company, entity: Entity, changes: dict[str, Any], record_id: int | None
+    ) -> None:
+        """With `unique_supplier_code` on: 400 when another record has a unique field's value."""
+        if not self.sb.settings.unique_supplier_code:
+            return
+        errors: dict[str, str] = {}
+        for name in facts(entity).unique:
+            value = changes.get(name)
+            if value in (None, ""):
+                continue
+            where = ["json_extract(list_json, ?) = ?"]
+            params: list[Any] = [f"$.{name}", value]
+            if record_id is not None:
+                where.append("id != ?")
+                params.append(record_id)
+            if self.sb.store.count(company.index, entity.name, where, params):
+                errors[name] = "This value is already used."
+        if errors:
+            raise field_errors(self.sb.settings.validation_status, errors)
 
     def apply_payment(self, company: Company, invoice: Record, payment: Record, now: str) -> None:
         """Add a stored payment to its invoice: `sumPaid`, status 4/5, `payments`."""

@@ -170,6 +170,7 @@ class Writes:
         sb = self.sb
         with sb.store.write_lock:
             now = sb.now_stored()
+            sb.rules.check_unique(company, entity, changes, None)
             invoice = None
             if entity.name == "payments":
                 invoice = sb.rules.check_payment(company, changes)
@@ -220,6 +221,7 @@ class Writes:
             rec = sb.store.record(company.index, entity.name, column, value, parent_id)
             if rec is None:
                 raise plain_error(404, "Not Found")
+            sb.rules.check_unique(company, entity, changes, int(rec["id"]))
             if parent_id is not None:
                 rec["customFieldId"] = parent_id
             rec.update({k: v for k, v in changes.items() if k in names})
