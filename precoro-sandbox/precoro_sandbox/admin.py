@@ -96,6 +96,11 @@ class Admin:
             raise KeyError(f"{entity.name} {q['key']} not found")
         return rec
 
+    def links(self, p: Payload, q: Query) -> Any:
+        """A record's write-only links (e.g. a supplier's legal entities), by entity and id."""
+        entity = registry.get(q["entity"])
+        return self.sb.rules.links(int(q.get("company", 1)), entity, int(q["id"]))
+
     def reset(self, p: Payload, q: Query) -> Any:
         """Regenerate all data (optionally with a new seed); counters and limiter reset too."""
         sb = self.sb
@@ -103,6 +108,7 @@ class Admin:
             sb.seed = int(p["seed"])
         sb.load_data()
         sb.pipeline.forget_deferred()
+        sb.rules.forget_links()
         sb.metrics.reset()
         sb.limiter.reset()
         return {"ok": True, "counts": {str(k): v for k, v in sb.store.counts().items()}}
@@ -308,6 +314,7 @@ ADMIN_ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "companies", Admin.companies),
     AdminRoute("POST", "companies", Admin.add_company),
     AdminRoute("GET", "record", Admin.record),
+    AdminRoute("GET", "links", Admin.links),
     AdminRoute("GET", "stats", Admin.stats),
 )
 """Every admin route (the sandbox README's admin table lists them with their Python calls)."""

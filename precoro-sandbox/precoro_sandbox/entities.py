@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from precoro_client import registry
+from precoro_client.registry import Field
 
 from precoro_sandbox.datagen import documents, parties, reference
 from precoro_sandbox.datagen.core import Context, Generator, MemoryContext, Record
@@ -34,6 +36,22 @@ Build = Callable[[Generator, Context, random.Random, int, int | None], Record]
 """One new record: (state, referents, the entity's random stream, index, parent id)."""
 Stream = Callable[[Generator, MemoryContext], Iterator[tuple[str, Record]]]
 """The initial dataset's records of an entity (and of the entities it emits with it)."""
+
+
+ActionName = Literal["cancel_payment", "depend_add"]
+"""Business actions beyond list/detail/create/update (served by `rules.py`)."""
+
+
+@dataclass(frozen=True)
+class SandboxAction:
+    """A route Precoro serves for an entity beside the registry's list and detail."""
+
+    method: str
+    path: str
+    """Path template; `{key}` is the record's id or idn."""
+    name: ActionName
+    id_param: str | None = None
+    """Form field naming the record when the path does not (`depend_add`)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,16 @@ class SandboxEntity:
     unique: tuple[str, ...] = ()
     """Fields no two records of a company may share when the `unique_supplier_code`
     switch is on (Precoro's rule is not published; off by default)."""
+    create_fields: tuple[str, ...] = ()
+    """Registry fields a POST accepts where the registry does not mark the entity
+    creatable (Precoro accepts writes our plugins do not make yet)."""
+    create_required: tuple[str, ...] = ()
+    create_refs: tuple[tuple[str, str], ...] = ()
+    """(field, entity) for `create_fields` written as `<field>[id]`."""
+    write_only: tuple[tuple[Field, str], ...] = ()
+    """(form field, entity its ids point at) that POST/PUT accept and no known response
+    carries; the sandbox keeps them as links (admin `links`)."""
+    actions: tuple[SandboxAction, ...] = ()
 
     @property
     def creatable(self) -> bool:
@@ -115,6 +143,36 @@ def _payment_defaults(rec: Record) -> None:
         rec["logicType"] = 0
 
 
+def _document_defaults(rec: Record) -> None:
+    for name in ("sum", "netSum"):
+        if name in rec and rec[name] is None:
+            rec[name] = 0.0
+
+
+def _invoice_defaults(rec: Record) -> None:
+    _document_defaults(rec)
+    _payment_defaults(rec)
+    if rec.get("sumPaid") is None:
+        rec["sumPaid"] = "0.00"
+    if rec.get("integrationStatus") is None:
+        rec["integrationStatus"] = 0
+
+
+LEGAL_ENTITY_IDS = Field(
+    "supplierLegalEntityIds",
+    "array",
+    "Legal entities the supplier serves (TGT sends it on POST/PUT /suppliers).",
+    writable=True,
+    items="integer",
+)
+_DOCUMENT_CREATE = ("supplier", "currency", "customName", "location", "legalEntity", "sum",
+                    "netSum", "externalId")  # fmt: skip
+
+
+def _depend_add(parent: str, id_param: str) -> tuple[SandboxAction, ...]:
+    return (SandboxAction("PATCH", f"/{parent}/options/depend_add", "depend_add", id_param),)
+
+
 _DOCUMENT = frozenset({"approvalSteps", "dataDocumentCustomFields"})
 _OPTION_REFS = ("id", "name", "customFieldId")
 
@@ -161,6 +219,7 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         emitted_by="itemcustomfields",
         ref_keys=_OPTION_REFS,
         activity_weight=2,
+        actions=_depend_add("itemcustomfields", "item_custom_field_option_id"),
     ),
     "documentcustomfields": SandboxEntity(
         count=lambda n: len(DCF_NAMES),
@@ -174,6 +233,7 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         emitted_by="documentcustomfields",
         ref_keys=_OPTION_REFS,
         activity_weight=2,
+        actions=_depend_add("documentcustomfields", "document_custom_field_option_id"),
     ),
     "warehouses": SandboxEntity(count=lambda n: len(WAREHOUSES), build=_top(reference.warehouses)),
     "budgets": SandboxEntity(
@@ -186,6 +246,7 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         activity_weight=10,
         wrapped=frozenset({"contacts", "paymentTerms"}),
         unique=("uniqueCode",),
+        write_only=((LEGAL_ENTITY_IDS, "legalentities"),),
     ),
     "items": SandboxEntity(
         count=lambda n: 3 * n,
@@ -201,6 +262,9 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         ref_keys=("id", "idn", "supplier", "currency", "sum", "status", "location"),
         activity_weight=10,
         wrapped=_DOCUMENT,
+        defaults=_document_defaults,
+        create_fields=(*_DOCUMENT_CREATE, "requiredDate"),
+        create_required=("supplier",),
     ),
     "invoices": SandboxEntity(
         count=lambda n: 2 * n,
@@ -209,9 +273,23 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         ref_keys=("id", "idn", "supplier", "purchaseOrder", "currency", "sum"),
         activity_weight=10,
         wrapped=_DOCUMENT,
+        defaults=_invoice_defaults,
+        create_fields=(
+            *_DOCUMENT_CREATE,
+            "invoiceNumber",
+            "issueDate",
+            "purchaseOrder",
+            "logicType",
+        ),
+        create_required=("supplier",),
+        create_refs=(("purchaseOrder", "purchaseorders"),),
     ),
     "payments": SandboxEntity(
-        count=lambda n: n, emitted_by="invoices", activity_weight=2, defaults=_payment_defaults
+        count=lambda n: n,
+        emitted_by="invoices",
+        activity_weight=2,
+        defaults=_payment_defaults,
+        actions=(SandboxAction("POST", "/payments/{key}/cancel", "cancel_payment"),),
     ),
     "receipts": SandboxEntity(
         count=lambda n: n,
@@ -266,3 +344,32 @@ def generate(gen: Generator) -> Iterator[tuple[str, Record]]:
             rec = entry.build(gen, ctx, rng, i, None)
             ctx.add(name, rec)
             yield name, rec
+
+
+def post_fields(entity: registry.Entity) -> dict[str, Field] | None:
+    """The fields a POST of `entity` accepts (None: Precoro refuses POST there)."""
+    entry = facts(entity)
+    if entity.post:
+        fields = {spec.name: spec for spec in entity.writable_fields}
+    elif entry.create_fields:
+        refs = dict(entry.create_refs)
+        fields = {
+            name: replace(
+                entity.field(name),
+                writable=True,
+                required=name in entry.create_required,
+                ref=refs.get(name, entity.field(name).ref),
+            )
+            for name in entry.create_fields
+        }
+    else:
+        return None
+    fields.update({spec.name: spec for spec, _ in entry.write_only})
+    return fields
+
+
+def put_fields(entity: registry.Entity) -> dict[str, Field]:
+    """The fields a PUT of `entity` accepts."""
+    fields = {spec.name: spec for spec in entity.writable_fields}
+    fields.update({spec.name: spec for spec, _ in facts(entity).write_only})
+    return fields

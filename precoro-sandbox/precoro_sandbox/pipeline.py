@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from precoro_client.registry import Entity
 
 from precoro_sandbox import dates
+from precoro_sandbox.entities import post_fields
 from precoro_sandbox.faults import FaultRule, html_error_page, json_error_body
 from precoro_sandbox.replies import ApiError, Reply, json_reply, plain_error
 from precoro_sandbox.routes import Route, match_route, record_key
@@ -175,11 +176,15 @@ class Pipeline:
         body: bytes,
     ) -> Reply:
         entity = route.entity
+        if route.kind == "action":
+            if method != route.method or route.action is None:
+                raise plain_error(405, "Method Not Allowed")
+            return self.sb.rules.act(route.action, company, entity, params.get("key"), body)
         parent_id = self._parent(company, entity, params.get("parent_id"))
         if route.kind == "list":
             if method == "GET":
                 return self.sb.lists.serve(company, entity, parent_id, query)
-            if method == "POST" and entity.post:
+            if method == "POST" and post_fields(entity) is not None:
                 return self.sb.writes.create(company, entity, parent_id, body)
             raise plain_error(405, "Method Not Allowed")
         if method == "GET":

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from precoro_client import registry
 from precoro_client.registry import Entity
 
+from precoro_sandbox.entities import SANDBOX_ENTITIES, ActionName
 from precoro_sandbox.replies import plain_error
 
 
@@ -18,15 +19,27 @@ class Route:
     """One generated route: an entity's list or detail path."""
 
     entity: Entity
-    kind: Literal["list", "detail"]
+    kind: Literal["list", "detail", "action"]
     pattern: str
     """Counter label, e.g. `/suppliers/{id}`."""
     regex: re.Pattern[str]
+    action: ActionName | None = None
+    """For `action` routes: the business action (see the entity table)."""
+    method: str | None = None
+    """For `action` routes: the only method served."""
 
 
 def build_routes() -> list[Route]:
-    """List and detail routes of every stored collection, from the registry."""
+    """Action routes of the entity table, then list and detail routes from the registry."""
     routes = []
+    for name, entry in SANDBOX_ENTITIES.items():
+        for action in entry.actions:
+            entity = registry.get(name)
+            label = action.path.replace("{key}", f"{{{entity.key}}}")
+            regex = re.escape(action.path).replace(re.escape("{key}"), "(?P<key>[^/]+)")
+            routes.append(
+                Route(entity, "action", label, re.compile(f"^{regex}$"), action.name, action.method)
+            )
     for entity in registry.stored_collections():
         list_regex = re.escape(entity.path).replace(
             re.escape("{parent_id}"), "(?P<parent_id>[^/]+)"

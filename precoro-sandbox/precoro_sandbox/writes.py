@@ -18,7 +18,7 @@ from precoro_client.registry import Entity, Field
 
 from precoro_sandbox import dates
 from precoro_sandbox.datagen import STATUS_LABELS, Record
-from precoro_sandbox.entities import facts
+from precoro_sandbox.entities import facts, post_fields, put_fields
 from precoro_sandbox.replies import Reply, field_errors, plain_error
 from precoro_sandbox.routes import record_key
 from precoro_sandbox.store import detail_text, split_json
@@ -160,14 +160,25 @@ class Writes:
             raise field_errors(self.sb.settings.validation_status, errors)
         return changes
 
+    @staticmethod
+    def write_only(entity: Entity, changes: dict[str, Any]) -> dict[str, Any]:
+        """Take the write-only values (no response carries them) out of `changes`."""
+        return {
+            spec.name: changes.pop(spec.name)
+            for spec, _ in facts(entity).write_only
+            if spec.name in changes
+        }
+
     def create(self, company: Company, entity: Entity, parent_id: int | None, body: bytes) -> Reply:
         """POST: validate, assign id (and idn), store, fire the webhook."""
         form = decode_body(body)
-        allowed = {spec.name: spec for spec in entity.writable_fields}
+        allowed = post_fields(entity) or {}
         changes = self.validate(
             company, entity, form, allowed=allowed, creating=True, parent_id=parent_id
         )
+        links = self.write_only(entity, changes)
         sb = self.sb
+        sb.rules.check_links(company, entity, links)
         with sb.store.write_lock:
             now = sb.now_stored()
             sb.rules.check_unique(company, entity, changes, None)
@@ -184,6 +195,7 @@ class Writes:
             apply_defaults(entity, rec)
             rec["createDate"] = rec["updateDate"] = now
             sb.store.save(company.index, entity, rec, sb.seed, new=True)
+            sb.rules.set_links(company, entity, int(rec["id"]), links)
             if invoice is not None:
                 sb.rules.apply_payment(company, invoice, rec, now)
             sb.rules.after_write(company, entity, rec, action=0)
@@ -211,10 +223,12 @@ class Writes:
             if sb.settings.patch_any_field:
                 allowed.update({spec.name: spec for spec in entity.writable_fields})
         else:
-            allowed = {spec.name: spec for spec in entity.writable_fields}
+            allowed = put_fields(entity)
         changes = self.validate(
             company, entity, form, allowed=allowed, creating=False, parent_id=parent_id
         )
+        links = self.write_only(entity, changes)
+        sb.rules.check_links(company, entity, links)
         names = {spec.name for spec in entity.fields}
         with sb.store.write_lock:
             column, value = record_key(entity, key)
@@ -228,6 +242,7 @@ class Writes:
             apply_defaults(entity, rec)
             rec["updateDate"] = sb.now_stored()
             sb.store.save(company.index, entity, rec, sb.seed, new=False)
+            sb.rules.set_links(company, entity, int(rec["id"]), links)
             sb.rules.after_write(company, entity, rec, action=1)
         list_json, extra_json = split_json(entity, rec)
         return Reply(200, sb.render(detail_text(list_json, extra_json)))
