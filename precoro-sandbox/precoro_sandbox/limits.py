@@ -1,4 +1,4 @@
-"""Precoro's documented rate limits, enforced per API token (fact sheet §5).
+"""Precoro's documented rate limits, enforced per API token (docs/precoro-api.md, "Rate limits").
 
 Limits: 1 request per second, no identical GET within a minute of the original, 1500
 requests per hour and 3000 per day. A refused request gets a 429 whose JSON body names

@@ -103,7 +103,7 @@ class SandboxOptions:
 
 @dataclass
 class Settings:
-    """Behaviour switches where the fact sheet is silent; changeable at runtime."""
+    """Switches where the sources are silent (docs/precoro-api.md); changeable at runtime."""
 
     order: str = "id"
     pagination: str = "has_next_page"
