@@ -38,26 +38,14 @@ from precoro_sandbox.metrics import Metrics
 from precoro_sandbox.options import SandboxOptions, Settings
 from precoro_sandbox.paging import PagingPlan
 from precoro_sandbox.pipeline import Pipeline
-from precoro_sandbox.replies import ApiError, Reply, field_errors, json_reply, plain_error
-from precoro_sandbox.routes import ROUTES, Route, match_route
+from precoro_sandbox.replies import Reply
 from precoro_sandbox.rules import BusinessRules
 from precoro_sandbox.store import Store, dumps, row_for
 from precoro_sandbox.webhooks import WebhookDispatcher
 from precoro_sandbox.writes import Writes
 
-__all__ = [
-    "ADMIN_HEADER",
-    "ADMIN_PREFIX",
-    "ROUTES",
-    "ApiError",
-    "Company",
-    "Reply",
-    "Route",
-    "Sandbox",
-    "field_errors",
-    "match_route",
-    "plain_error",
-]
+__all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "Company", "Reply", "Sandbox"]
+"""What `server.py` and older imports take from here; each lives in its own module."""
 
 
 @dataclass(frozen=True)
@@ -216,10 +204,6 @@ class Sandbox:
         """Stored JSON text rendered in the company zone and date style, as bytes."""
         return dates.render(text, self.settings.timezone, self.settings.date_style).encode()
 
-    def json_reply(self, status: int, payload: Any) -> Reply:
-        """A JSON reply of any payload."""
-        return json_reply(status, payload)
-
     def company_by_index(self, index: int) -> Company:
         """The company numbered `index` (KeyError otherwise)."""
         for company in self.companies.values():
@@ -250,10 +234,6 @@ class Sandbox:
         }
 
     # --- entry points ------------------------------------------------------------------
-
-    def authenticate(self, headers: dict[str, str]) -> Company | None:
-        """The company a request's `X-AUTH-TOKEN` + `email` pair opens, if any."""
-        return self.pipeline.authenticate(headers)
 
     def process(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """Serve one Precoro API request (see `pipeline.py`)."""
