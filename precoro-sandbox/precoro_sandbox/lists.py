@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from precoro_sandbox.app import Company, Sandbox
 
 MAX_EXTERNAL_IDS = 200
+"""Values `external_id[]` takes (OC, third party). precoro-client has no home for this
+cap yet; target-precoro's `MAX_LOOKUP_IDS` repeats it."""
 INT_COLUMNS = frozenset({"id", "status", "logic_type", "supplier_id", "enable"})
 
 Query = dict[str, list[str]]
