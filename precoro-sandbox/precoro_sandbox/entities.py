@@ -82,12 +82,14 @@ class SandboxEntity:
     """Registry fields a POST accepts where the registry does not mark the entity
     creatable (Precoro accepts writes our plugins do not make yet)."""
     create_required: tuple[str, ...] = ()
+    """Of `create_fields`, those a POST must carry."""
     create_refs: tuple[tuple[str, str], ...] = ()
     """(field, entity) for `create_fields` written as `<field>[id]`."""
     write_only: tuple[tuple[Field, str], ...] = ()
     """(form field, entity its ids point at) that POST/PUT accept and no known response
     carries; the sandbox keeps them as links (admin `links`)."""
     actions: tuple[SandboxAction, ...] = ()
+    """Routes beside list and detail (cancel a payment, link an option)."""
 
     @property
     def creatable(self) -> bool:
