@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from precoro_client import registry
-from precoro_sandbox.testing import START, all_rows, client
+from precoro_sandbox.testing import START, WebhookReceiver, all_rows, client
 
 FIXTURES = Path(__file__).parent / "fixtures" / "precoro-api"
 PRECORO = "https://api.precoro.com"
@@ -243,42 +241,14 @@ def test_429_is_produced_in_the_example_shape(sandbox_factory):
     assert re.fullmatch(pattern, body["RateLimit-Retry-After"])
 
 
-class _Receiver:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_webhook_payload_is_produced_in_the_example_shape(sandbox, api):
     example = load("webhook-POST-payload.partial.json")
-    receiver = _Receiver()
-    try:
+    with WebhookReceiver() as receiver:
         sandbox.admin.register_webhook(receiver.url)
         supplier = api.get(f"{sandbox.url}/suppliers").json()["data"][0]
         created = api.post(f"{sandbox.url}/purchaseorders", data={"supplier[id]": supplier["id"]})
         assert created.status_code == 201
         assert sandbox.admin.flush_webhooks(10)
-    finally:
-        receiver.close()
     (body,) = receiver.bodies
     assert shape_problems(example, body) == []
     assert (body["type"], body["action"]) == (example["type"], example["action"])  # PO created
