@@ -132,6 +132,17 @@ class AdminClient:
         result: dict[str, Any] = self.call("GET", "record", entity=entity, key=key, company=company)
         return result
 
+    def links(self, entity: str, record_id: int, company: int = 1) -> dict[str, list[int]]:
+        """A record's write-only links: ids no response carries, by the entity they point at.
+
+        E.g. `links("suppliers", id)` -> `{"legalentities": [...]}` after a write with
+        `supplierLegalEntityIds[]`, or an option's legal entities after `depend_add`.
+        """
+        result: dict[str, list[int]] = self.call(
+            "GET", "links", entity=entity, id=record_id, company=company
+        )
+        return result
+
     # --- data ------------------------------------------------------------------------
 
     def reset_data(self, seed: int | None = None) -> dict[str, Any]:

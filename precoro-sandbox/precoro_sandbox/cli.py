@@ -7,7 +7,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from precoro_sandbox.options import DATE_STYLES, ORDERS, PAGINATIONS, SandboxOptions
+from precoro_sandbox.options import (
+    DATE_STYLES,
+    FULLY_PAID_ERRORS,
+    MODIFIED_SINCE,
+    ORDERS,
+    PAGINATIONS,
+    UNKNOWN_FILTERS,
+    SandboxOptions,
+)
 from precoro_sandbox.server import SandboxServer
 
 
@@ -46,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--page-size", type=int, default=20)
     serve.add_argument("--date-style", choices=DATE_STYLES, default="offset")
     serve.add_argument("--validation-status", type=int, default=400)
+    serve.add_argument(
+        "--modified-since", choices=MODIFIED_SINCE, default="lenient",
+        help="lenient: also Z, offsets and bare dates; strict: YYYY-MM-DDTHH:MM:SS only",
+    )  # fmt: skip
+    serve.add_argument(
+        "--unknown-filters", choices=UNKNOWN_FILTERS, default="ignore",
+        help="a list parameter that is neither a filter nor a list field: ignore or 400",
+    )  # fmt: skip
+    serve.add_argument(
+        "--unique-supplier-code", action="store_true",
+        help="refuse a supplier whose uniqueCode another supplier has",
+    )  # fmt: skip
+    serve.add_argument("--fully-paid-error", choices=FULLY_PAID_ERRORS, default="already_paid")
     serve.add_argument("--db", default=None, help="keep the SQLite data in this file")
     return parser
 
@@ -71,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         page_size=args.page_size,
         date_style=args.date_style,
         validation_status=args.validation_status,
+        modified_since=args.modified_since,
+        unknown_filters=args.unknown_filters,
+        unique_supplier_code=args.unique_supplier_code,
+        fully_paid_error=args.fully_paid_error,
         db=args.db,
     )
     print(f"precoro-sandbox: generating data (seed {args.seed}, scale {args.scale})...", flush=True)

@@ -60,6 +60,35 @@ def parse_local(text: str, fmt: str, zone: tzinfo) -> datetime:
     return datetime.strptime(text, fmt).replace(tzinfo=zone)
 
 
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LENIENT_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(Z|[+ -]\d{2}:?\d{2})?$"
+)
+
+
+def parse_since(text: str, zone: tzinfo, *, strict: bool) -> datetime:
+    """A `modifiedSince` value (ValueError if malformed).
+
+    Strict: only `YYYY-MM-DDTHH:MM:SS`, read in the company zone. Lenient (the default
+    reading): also a `Z` or `±HH:MM` offset (converted), fractional seconds, and a bare
+    `YYYY-MM-DD` (midnight in the company zone). An unencoded `+` arrives as a space
+    and is read as `+`.
+    """
+    if strict:
+        return parse_local(text, "%Y-%m-%dT%H:%M:%S", zone)
+    if _DATE_RE.match(text):
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=zone)
+    found = _LENIENT_RE.match(text)
+    if found is None:
+        raise ValueError(text)
+    day, clock, offset = found.groups()
+    moment = datetime.fromisoformat(f"{day}T{clock}")
+    if offset is None:
+        return moment.replace(tzinfo=zone)
+    offset = "+00:00" if offset == "Z" else "+" + offset[1:] if offset[0] == " " else offset
+    return datetime.fromisoformat(f"{day}T{clock}{offset}")
+
+
 def parse_input(text: str, zone: tzinfo) -> datetime:
     """Parse a date-time written by a client: ISO 8601, `Z` or offset; naive = company zone."""
     candidate = text.strip().replace("Z", "+00:00").replace(" ", "T", 1)

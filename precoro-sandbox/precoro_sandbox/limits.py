@@ -1,4 +1,4 @@
-"""Precoro's documented rate limits, enforced per API token (fact sheet §5).
+"""Precoro's documented rate limits, enforced per API token (docs/precoro-api.md, "Rate limits").
 
 Limits: 1 request per second, no identical GET within a minute of the original, 1500
 requests per hour and 3000 per day. A refused request gets a 429 whose JSON body names
@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
+
+from precoro_client.settings import PrecoroSettings
 
 from precoro_sandbox.clock import SandboxClock
 
@@ -43,16 +45,30 @@ HOUR = 3600
 DAY = 86400
 
 
+def _client_default(name: str) -> Any:
+    """The client's default for a limit setting: where the project keeps Precoro's limits."""
+    for spec in fields(PrecoroSettings):
+        if spec.name == name:
+            return spec.default
+    raise KeyError(f"PrecoroSettings has no field {name!r}")
+
+
+PRECORO_PER_SECOND: float = _client_default("max_requests_per_second")
+PRECORO_DUPLICATE_GET_SECONDS: float = _client_default("duplicate_get_interval_seconds")
+PRECORO_PER_HOUR: int = _client_default("max_requests_per_hour")
+PRECORO_PER_DAY: int = _client_default("max_requests_per_day")
+
+
 @dataclass
 class LimitConfig:
     """Which limits apply; `None` disables one. Defaults are Precoro's documented values."""
 
-    per_second: float | None = 1.0
+    per_second: float | None = PRECORO_PER_SECOND
     """Minimum spacing 1/per_second between accepted requests of a token."""
-    duplicate_get_seconds: float | None = 60
+    duplicate_get_seconds: float | None = PRECORO_DUPLICATE_GET_SECONDS
     """An identical GET (same path + raw query) within this many seconds is refused."""
-    per_hour: int | None = 1500
-    per_day: int | None = 3000
+    per_hour: int | None = PRECORO_PER_HOUR
+    per_day: int | None = PRECORO_PER_DAY
     window: Window = "fixed"
     """fixed = calendar hour / UTC day; rolling = the last 3600 s / 86400 s."""
     count_rejected: bool = True

@@ -18,12 +18,26 @@ from precoro_client.registry import PAGE_SIZES
 Order = Literal["id", "id_desc", "updated_asc", "updated_desc", "created", "shuffle"]
 Pagination = Literal["has_next_page", "legacy"]
 DateStyle = Literal["offset", "naive"]
+ModifiedSince = Literal["lenient", "strict"]
+UnknownFilters = Literal["ignore", "reject"]
+FullyPaidError = Literal["already_paid", "not_exceed"]
 
 ORDERS: tuple[str, ...] = ("id", "id_desc", "updated_asc", "updated_desc", "created", "shuffle")
 """List orders (Precoro's is undocumented): id ascending (default) or descending,
 updateDate ascending or descending (ties by id), creation order, a stable shuffle."""
 PAGINATIONS: tuple[str, ...] = ("has_next_page", "legacy")
 DATE_STYLES: tuple[str, ...] = ("offset", "naive")
+MODIFIED_SINCE: tuple[str, ...] = ("lenient", "strict")
+"""`lenient` (default): `modifiedSince` takes `YYYY-MM-DDTHH:MM:SS`, the same with `Z` or an
+offset (converted), or a bare date (midnight); no offset means the company zone. `strict`:
+only `YYYY-MM-DDTHH:MM:SS` (the documented form), anything else 400."""
+UNKNOWN_FILTERS: tuple[str, ...] = ("ignore", "reject")
+"""A list query parameter that is neither a declared filter nor a list field of the
+entity: `ignore` it (default) or `reject` it with 400 naming the parameter."""
+FULLY_PAID_ERRORS: tuple[str, ...] = ("already_paid", "not_exceed")
+"""The `sumPaid` error for a payment on a fully paid invoice: "The Invoice is already fully
+paid." (default) or "The amount must be greater than 0 and not exceed 0" (both are seen by
+production code)."""
 
 
 @dataclass
@@ -62,6 +76,10 @@ class SandboxOptions:
     date_style: DateStyle = "offset"
     validation_status: int = 400
     patch_any_field: bool = False
+    modified_since: ModifiedSince = "lenient"
+    unknown_filters: UnknownFilters = "ignore"
+    unique_supplier_code: bool = False
+    fully_paid_error: FullyPaidError = "already_paid"
     max_url_bytes: int = 8192
     """Longer request targets (path + query) get 414, as nginx's default 8 KB
     request-line buffer answers."""
@@ -76,12 +94,16 @@ class SandboxOptions:
             date_style=self.date_style,
             validation_status=self.validation_status,
             patch_any_field=self.patch_any_field,
+            modified_since=self.modified_since,
+            unknown_filters=self.unknown_filters,
+            unique_supplier_code=self.unique_supplier_code,
+            fully_paid_error=self.fully_paid_error,
         )
 
 
 @dataclass
 class Settings:
-    """Behaviour switches where the fact sheet is silent; changeable at runtime."""
+    """Switches where the sources are silent (docs/precoro-api.md); changeable at runtime."""
 
     order: str = "id"
     pagination: str = "has_next_page"
@@ -90,6 +112,11 @@ class Settings:
     date_style: str = "offset"
     validation_status: int = 400
     patch_any_field: bool = False
+    modified_since: str = "lenient"
+    unknown_filters: str = "ignore"
+    unique_supplier_code: bool = False
+    """Refuse a supplier whose `uniqueCode` another supplier of the company has (400)."""
+    fully_paid_error: str = "already_paid"
 
     def __post_init__(self) -> None:
         """Validate eagerly so a bad admin call fails loudly, not a later request."""
@@ -106,6 +133,15 @@ class Settings:
             raise ValueError(f"page_size must be one of {PAGE_SIZES}")
         if self.date_style not in DATE_STYLES:
             raise ValueError(f"date_style must be one of {DATE_STYLES}")
+        if self.modified_since not in MODIFIED_SINCE:
+            raise ValueError(f"modified_since must be one of {MODIFIED_SINCE}")
+        if self.unknown_filters not in UNKNOWN_FILTERS:
+            raise ValueError(f"unknown_filters must be one of {UNKNOWN_FILTERS}")
+        if self.fully_paid_error not in FULLY_PAID_ERRORS:
+            raise ValueError(f"fully_paid_error must be one of {FULLY_PAID_ERRORS}")
+        for flag in ("patch_any_field", "unique_supplier_code"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false")
         if not 400 <= int(self.validation_status) <= 599:
             raise ValueError("validation_status must be an HTTP error status")
         try:
@@ -132,3 +168,29 @@ class Settings:
             candidate = Settings(**{**self.to_dict(), **changes})
             for name in names:
                 setattr(self, name, getattr(candidate, name))
+
+
+def parse_switches(spec: str) -> dict[str, Any]:
+    """`key=value,...` (e.g. the `PRECORO_SANDBOX_SETTINGS` variable) as Settings changes.
+
+    Values are read by each setting's type (booleans: true/false/1/0); an unknown key or
+    a bad value raises ValueError naming it.
+    """
+    types = {f.name: f.type for f in fields(Settings)}
+    changes: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, raw = part.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or key not in types:
+            raise ValueError(f"bad sandbox setting {part!r}; known: {sorted(types)}")
+        kind = types[key]
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key} must be true or false, got {raw!r}")
+            changes[key] = raw.lower() in ("true", "1")
+        elif kind == "int":
+            changes[key] = int(raw)
+        else:
+            changes[key] = raw
+    Settings(**changes)  # validates
+    return changes

@@ -5,7 +5,11 @@ Used by the sandbox's own contract tests and available to the tap and target tes
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any
 
 import requests
@@ -36,3 +40,48 @@ def all_rows(session: requests.Session, url: str, **params: Any) -> list[dict[st
         if not body["meta"]["pagination"]["has_next_page"]:
             return rows
         page += 1
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that records the JSON body of every webhook POST (answers 200).
+
+    `with WebhookReceiver() as hook: sb.admin.register_webhook(hook.url) ... hook.bodies`
+    """
+
+    def __init__(self) -> None:
+        """Listen on a free local port, in a background thread."""
+        self.bodies: list[dict[str, Any]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Stay quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        """The running receiver."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop listening."""
+        self.close()

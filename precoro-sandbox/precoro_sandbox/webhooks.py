@@ -1,4 +1,4 @@
-"""Webhook delivery the way Precoro does it (fact sheet §6).
+"""Webhook delivery the way Precoro does it (docs/precoro-api.md, "Webhooks").
 
 Up to 5 unique HTTP(S) endpoints; each create/update sends a POST with a small JSON
 body such as `{"id":123,"type":2,"action":0,"idn":5}` and no document data. Precoro's

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from precoro_client import registry
 from precoro_sandbox.admin_client import AdminClient, AdminError
-from precoro_sandbox.testing import START, all_rows, client
+from precoro_sandbox.testing import START, WebhookReceiver, all_rows, client
 
 # --- admin ---------------------------------------------------------------------------
 
@@ -154,38 +151,10 @@ def test_activity_is_deterministic_per_seed_and_call(sandbox_factory):
 # --- webhooks ------------------------------------------------------------------------
 
 
-class Receiver:
-    """A real local HTTP receiver that records webhook POST bodies."""
-
-    def __init__(self):
-        self.bodies: list[dict] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers["Content-Length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    hook = Receiver()
-    yield hook
-    hook.close()
+    with WebhookReceiver() as hook:
+        yield hook
 
 
 def test_webhooks_on_writes(sandbox, api, receiver):

@@ -33,6 +33,16 @@ def test_parser_defaults():
         20,
         "UTC",
     )
+    assert (args.modified_since, args.unknown_filters, args.unique_supplier_code) == (
+        "lenient",
+        "ignore",
+        False,
+    )
+    assert args.fully_paid_error == "already_paid"
+    strict = build_parser().parse_args(
+        ["serve", "--modified-since", "strict", "--unknown-filters", "reject"]
+    )
+    assert (strict.modified_since, strict.unknown_filters) == ("strict", "reject")
 
 
 def test_serve_prints_url_and_credentials():

@@ -225,6 +225,14 @@ def test_unknown_and_undeclared_params_are_ignored(sandbox, api):
     "bad",
     ["2024-01-01", "2024-01-01 00:00:00", "2024-1-1T00:00:00", "yesterday", "2024-01-01T00:00:00Z"],
 )
+def test_strict_modified_since_refuses_all_but_the_documented_form(sandbox_factory, bad):
+    sb = sandbox_factory(modified_since="strict")
+    response = client(sb).get(f"{sb.url}/suppliers", params={"modifiedSince": bad})
+    assert response.status_code == 400
+    assert set(response.json()["errors"]["errors"]) == {"modifiedSince"}
+
+
+@pytest.mark.parametrize("bad", ["2024-1-1T00:00:00", "yesterday", "2024-13-01", "1700000000"])
 def test_malformed_modified_since_is_400(sandbox, api, bad):
     response = api.get(f"{sandbox.url}/suppliers", params={"modifiedSince": bad})
     assert response.status_code == 400
