@@ -1,0 +1,87 @@
+"""Two workers of one Meltano project on PostgreSQL: Meltano's system database (so its
+state) and the budget ledger live on one server, and a run on either working copy
+resumes where the other stopped, as under an orchestrator whose tasks land on
+different machines."""
+
+from __future__ import annotations
+
+import psycopg
+from meltano_project import FORWARD_STATE_ID, Project, working_copy
+from pg_server import Postgres
+
+INCREMENTAL = ("suppliers", "items", "purchaseorders", "invoices", "receipts", "expenses")
+
+
+def meltano_database(postgres: Postgres) -> tuple[str, str]:
+    """A fresh database: its URL for Meltano (SQLAlchemy's psycopg 3 driver) and as is."""
+    url = postgres.create_database()
+    return url.replace("postgresql://", "postgresql+psycopg://", 1), url
+
+
+def worker(project: Project, name: str, system_db: str, ledger: str) -> Project:
+    """One machine: a working copy of its own, its own ERP file, folders and HOME; only
+    the PostgreSQL URLs are shared."""
+    folder = project.tmp / name
+    copy = Project(sandbox=project.sandbox, tmp=folder, root=working_copy(folder / "project"))
+    copy.env.update(
+        HOME=str(folder / "home"),
+        MELTANO_DATABASE_URI=system_db,
+        TAP_PRECORO_STATE_BACKEND_URL=ledger,
+        TARGET_PRECORO_STATE_BACKEND_URL=ledger,
+    )
+    return copy
+
+
+def test_worker_b_resumes_the_state_worker_a_left_in_postgres(
+    project: Project, postgres: Postgres
+) -> None:
+    admin = project.sandbox.admin
+    system_db, _ = meltano_database(postgres)
+    _, ledger = meltano_database(postgres)
+    a = worker(project, "a", system_db, ledger)
+    b = worker(project, "b", system_db, ledger)
+
+    a.run("run", "tap-precoro", "target-erp")
+    assert a.erp_counts() == admin.stats()
+    first_calls = admin.counters().total
+    # B's copy sees A's bookmarks before it ever ran: Meltano's state is in PostgreSQL,
+    # not in a meltano.db of either copy.
+    state_a = b.state()["singer_state"]["bookmarks"]
+    assert state_a == a.state()["singer_state"]["bookmarks"]
+    assert set(INCREMENTAL) <= set(state_a)
+    for copy in (a, b):
+        assert not (copy.root / ".meltano" / "meltano.db").exists()
+    with psycopg.connect(system_db.replace("+psycopg", "")) as conn:
+        (state_ids,) = zip(*conn.execute("SELECT state_id FROM state").fetchall(), strict=True)
+    assert state_ids == (FORWARD_STATE_ID,)
+
+    admin.advance_clock(3600)
+    changes = admin.activity(12, entities=["suppliers", "invoices"], seed=7)
+    admin.reset_counters()
+    b.run("run", "tap-precoro", "target-erp")
+
+    # B read only what changed since A's run: one list call per incremental stream, one
+    # detail per changed invoice, no reference data (A read it under 24 hours ago).
+    counters = admin.counters()
+    changed = {
+        entity: {c["id"] for c in changes if c["entity"] == entity}
+        for entity in ("suppliers", "invoices")
+    }
+    assert counters.get("GET", "/invoices/{idn}") == len(changed["invoices"])
+    assert counters.get("GET", "/purchaseorders/{idn}") == 0
+    assert counters.get("GET", "/suppliers") == 1
+    assert counters.total <= len(INCREMENTAL) + 1 + len(changed["invoices"])
+    assert counters.total < first_calls / 10
+    # B's own ERP (a file on its machine) holds exactly the changed records.
+    loaded = {table: n for table, n in b.erp_counts().items() if n}
+    assert all(changed.values())
+    assert set(loaded) == set(changed)
+    for entity, ids in changed.items():
+        assert {row[0] for row in b.erp_rows(f"select id from precoro.{entity}")} == ids
+    # Meltano moved the shared bookmark on, and both runs spent one ledger.
+    state_b = a.state()["singer_state"]["bookmarks"]
+    for stream in INCREMENTAL:
+        assert state_b[stream]["replication_key_value"] > state_a[stream]["replication_key_value"]
+    with psycopg.connect(ledger) as conn:
+        calls = conn.execute("SELECT count(*) FROM precoro_ledger_calls").fetchall()
+    assert calls == [(first_calls + counters.total,)]
