@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 from precoro_client.client import PrecoroClient
-from precoro_client.errors import BudgetExhausted, ConfigError, LedgerUnavailable
+from precoro_client.errors import EXIT_TEMPFAIL, BudgetExhausted, ConfigError, LedgerUnavailable
 from precoro_client.numbers import NumberRule
 from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
@@ -292,7 +292,11 @@ class TapPrecoro(PrecoroPlugin, Tap):
             self.logger.warning("%s: %s", stream.name, exc)
 
     def finish_run(self) -> None:
-        """Log the run summary; exit 1 on a budget stop if so configured.
+        """Log the run summary; exit 75 or 1 when the run stopped early.
+
+        75 (EX_TEMPFAIL) when the shared ledger went away: the STATE is out and the run
+        is to be retried, unlike a spent budget, which exits 0 (or 1 with
+        `on_budget_exhausted: fail`) since the next scheduled run resumes it anyway.
 
         `sync_all` is final in the SDK; it ends by calling every stream's
         `log_sync_costs`, and the last stream's call lands here.
@@ -301,6 +305,8 @@ class TapPrecoro(PrecoroPlugin, Tap):
         if self._inbox is not None:
             self._inbox.close()
             self._inbox = None
+        if isinstance(self.budget_stop, LedgerUnavailable):
+            sys.exit(EXIT_TEMPFAIL)
         if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
             sys.exit(1)
 

@@ -5,9 +5,11 @@ different machines."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 from meltano_project import FORWARD_STATE_ID, Project, working_copy
-from pg_server import Postgres
+from pg_server import Postgres, temporary_server
 
 INCREMENTAL = ("suppliers", "items", "purchaseorders", "invoices", "receipts", "expenses")
 
@@ -85,3 +87,51 @@ def test_worker_b_resumes_the_state_worker_a_left_in_postgres(
     with psycopg.connect(ledger) as conn:
         calls = conn.execute("SELECT count(*) FROM precoro_ledger_calls").fetchall()
     assert calls == [(first_calls + counters.total,)]
+
+
+def test_a_ledger_outage_fails_the_meltano_run_with_its_state_saved_and_the_retry_resumes(
+    project: Project,
+) -> None:
+    admin = project.sandbox.admin
+    total_invoices = admin.stats()["invoices"]
+    # The 30th invoice detail is held in the sandbox while the ledger's server is killed:
+    # it is answered, then the tap's next admission finds no ledger.
+    hold = {"kind": "delay", "route": "/invoices/*", "delay_seconds": 2.0, "schedule": [30]}
+    admin.set_faults([hold])
+    project.env["TARGET_ERP_BATCH_SIZE_ROWS"] = "10"  # state reaches Meltano often
+    with temporary_server() as server:
+        ledger = server.create_database()
+        project.env["TAP_PRECORO_STATE_BACKEND_URL"] = ledger
+        run = project.start("run", "tap-precoro", "target-erp", log=project.tmp / "outage.log")
+        deadline = time.monotonic() + 120
+        while admin.faults()["rules"][0]["fired"] < 1:
+            assert run.poll() is None, (project.tmp / "outage.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the run never reached invoice 30"
+            time.sleep(0.01)
+        server.kill()
+        # Non-zero, so an orchestrator retries: the tap exits 75 (EX_TEMPFAIL) after its
+        # STATE, and Meltano reports any plugin's failure as 1.
+        assert run.wait(timeout=120) == 1, (project.tmp / "outage.log").read_text()[-3000:]
+        calls = admin.counters()
+        assert calls.get("GET", "/invoices/{idn}") == 30  # no call after the outage
+
+        # Meltano kept what the target confirmed: the streams done before the outage.
+        saved = project.state()["singer_state"]["bookmarks"]
+        assert {"suppliers", "items", "purchaseorders"} <= set(saved)
+
+        server.start()
+        # Every call made had its ledger entry, committed before the call.
+        with psycopg.connect(ledger) as conn:
+            recorded = conn.execute("SELECT count(*) FROM precoro_ledger_calls").fetchall()
+        assert recorded == [(calls.total,)]
+        admin.clear_faults()
+        admin.reset_counters()
+        project.run("run", "tap-precoro", "target-erp")  # the retry: no --force needed
+
+    # Nothing lost, nothing doubled; resumed, not restarted.
+    assert project.erp_counts() == admin.stats()
+    for table in ("invoices", "purchaseorders", "suppliers"):
+        assert project.erp_distinct_ids(table) == admin.stats()[table]
+    retry = admin.counters()
+    assert retry.get("GET", "/purchaseorders/{idn}") == 0
+    assert retry.get("GET", "/invoices/{idn}") < total_invoices
