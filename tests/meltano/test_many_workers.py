@@ -135,3 +135,29 @@ def test_a_ledger_outage_fails_the_meltano_run_with_its_state_saved_and_the_retr
     retry = admin.counters()
     assert retry.get("GET", "/purchaseorders/{idn}") == 0
     assert retry.get("GET", "/invoices/{idn}") < total_invoices
+
+
+def test_a_second_worker_cannot_start_the_job_the_first_is_running(
+    project: Project, postgres: Postgres
+) -> None:
+    admin = project.sandbox.admin
+    system_db, _ = meltano_database(postgres)
+    _, ledger = meltano_database(postgres)
+    a = worker(project, "a", system_db, ledger)
+    b = worker(project, "b", system_db, ledger)
+    # A's first call is held in the sandbox: A's run is surely under way when B starts.
+    admin.set_faults([{"kind": "delay", "route": "/*", "delay_seconds": 3.0, "schedule": [1]}])
+    run = a.start("run", "tap-precoro", "target-erp", log=a.tmp / "run.log")
+    deadline = time.monotonic() + 120
+    while admin.faults()["rules"][0]["fired"] < 1:
+        assert run.poll() is None, (a.tmp / "run.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "worker A never made its first call"
+        time.sleep(0.01)
+
+    # Meltano finds A's run in the shared system database and refuses B's before any
+    # plugin starts (no --force): B's ERP is never created.
+    refused = b.run("run", "tap-precoro", "target-erp", check=False)
+    assert refused.returncode == 1
+    assert not b.erp_path.exists()
+    assert run.wait(timeout=120) == 0, (a.tmp / "run.log").read_text()[-3000:]
+    assert a.erp_counts() == admin.stats()
