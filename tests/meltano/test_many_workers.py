@@ -96,7 +96,7 @@ def test_a_ledger_outage_fails_the_meltano_run_with_its_state_saved_and_the_retr
     total_invoices = admin.stats()["invoices"]
     # The 30th invoice detail is held in the sandbox while the ledger's server is killed:
     # it is answered, then the tap's next admission finds no ledger.
-    hold = {"kind": "delay", "route": "/invoices/*", "delay_seconds": 2.0, "schedule": [30]}
+    hold = {"kind": "delay", "route": "/invoices/*", "delay_seconds": 3.0, "schedule": [30]}
     admin.set_faults([hold])
     project.env["TARGET_ERP_BATCH_SIZE_ROWS"] = "10"  # state reaches Meltano often
     with temporary_server() as server:
@@ -146,7 +146,7 @@ def test_a_second_worker_cannot_start_the_job_the_first_is_running(
     a = worker(project, "a", system_db, ledger)
     b = worker(project, "b", system_db, ledger)
     # A's first call is held in the sandbox: A's run is surely under way when B starts.
-    admin.set_faults([{"kind": "delay", "route": "/*", "delay_seconds": 3.0, "schedule": [1]}])
+    admin.set_faults([{"kind": "delay", "route": "/*", "delay_seconds": 5.0, "schedule": [1]}])
     run = a.start("run", "tap-precoro", "target-erp", log=a.tmp / "run.log")
     deadline = time.monotonic() + 120
     while admin.faults()["rules"][0]["fired"] < 1:
