@@ -26,6 +26,12 @@ from precoro_client.secret import scrub
 
 _MAX_MESSAGE = 300
 
+EXIT_TEMPFAIL = 75
+"""Exit status of a run that stopped because something it needs is unavailable for now
+(sysexits' EX_TEMPFAIL): the shared ledger's database, or the account write lock held
+by another run. Everything done was recorded and STATE covers it, so the run is to be
+retried later; an orchestrator retries on non-zero, a clean budget stop exits 0."""
+
 
 class PrecoroError(Exception):
     """Base class; `status` is the HTTP status when there was a response."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from precoro_client.errors import BudgetExhausted, ConfigError, LedgerUnavailable
+from precoro_client.errors import EXIT_TEMPFAIL, BudgetExhausted, ConfigError, LedgerUnavailable
 from precoro_client.numbers import NumberRule
 from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
@@ -279,9 +279,11 @@ class TapPrecoro(PrecoroPlugin, Tap):
         """The SDK's run of every stream, then the end of the run (explicit, here).
 
         Webhook-delivered versions are held out of every STATE but the run's last
-        (`hold_delivered_versions`). Logs the run summary and exits 1 on a budget
-        stop if `on_budget_exhausted` is `fail`. The SDK marks `sync_all` final and
-        has no run start or end hook; this calls it unchanged.
+        (`hold_delivered_versions`). Logs the run summary; exits 75 (EX_TEMPFAIL) when
+        the shared ledger went away (the STATE is out and the run is to be retried,
+        unlike a spent budget, which exits 0, or 1 with `on_budget_exhausted: fail`,
+        since the next scheduled run resumes it anyway). The SDK marks `sync_all`
+        final and has no run start or end hook; this calls it unchanged.
         """
         self._warn_unmatched_selection()
         for stream in self._precoro_streams():
@@ -295,6 +297,8 @@ class TapPrecoro(PrecoroPlugin, Tap):
         if any(released):  # the run's last STATE: what the next reconcile poll skips
             self.state_writer.write_state(self.state)
         self._log_summary()
+        if isinstance(self.budget_stop, LedgerUnavailable):
+            sys.exit(EXIT_TEMPFAIL)
         if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
             sys.exit(1)
 

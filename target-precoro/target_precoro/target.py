@@ -17,7 +17,7 @@ from typing import IO, Any, ClassVar, NoReturn
 
 from precoro_client.account_lock import AccountLock, AccountLocked, account_lock
 from precoro_client.client import PrecoroClient
-from precoro_client.errors import ConfigError
+from precoro_client.errors import EXIT_TEMPFAIL, ConfigError
 from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
@@ -39,9 +39,9 @@ from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_na
 from target_precoro.upsert import Halt, Item, Upserter
 from target_precoro.versions import Origin, VersionStore
 
-EXIT_LOCKED = 75
-"""Exit status when another run held the account lock past `lock_wait_seconds`
-(sysexits' EX_TEMPFAIL: nothing was attempted, try again later)."""
+EXIT_LOCKED = EXIT_TEMPFAIL
+"""Exit status when another run held the account lock past `lock_wait_seconds`, or the
+shared ledger went away (sysexits' EX_TEMPFAIL: try again later)."""
 IN_MEMORY = Path(":memory:")
 """Index and journal of a locked-out run: it must not touch the holder's state."""
 
@@ -714,7 +714,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
             )
         if self._stop_signal is not None:
             sys.exit(EXIT_SIGNAL_BASE + self._stop_signal)
-        if runtime.locked_out:
+        if runtime.locked_out or (halt is not None and halt.retry):
             sys.exit(EXIT_LOCKED)
         if failures > self.target_settings.max_failures:
             self.logger.error(

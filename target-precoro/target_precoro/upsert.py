@@ -19,6 +19,7 @@ from precoro_client.client import PrecoroClient
 from precoro_client.errors import (
     AuthenticationError,
     BudgetExhausted,
+    LedgerUnavailable,
     NotFound,
     PrecoroError,
     RetriableError,
@@ -67,11 +68,15 @@ class Pending:
 class Halt(Exception):
     """Stop writing: the budget is spent or the credentials were refused."""
 
-    def __init__(self, reason: str, *, fatal: bool) -> None:
-        """`fatal` means exit non-zero at once (401/403)."""
+    def __init__(self, reason: str, *, fatal: bool, retry: bool = False) -> None:
+        """`fatal`: exit 1 at once (401/403); `retry`: exit 75 after the report.
+
+        `retry` marks a stop for want of something the run needs (the shared ledger).
+        """
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
+        self.retry = retry
 
 
 class Interrupted(Exception):
@@ -140,7 +145,8 @@ class Upserter:
             except AuthenticationError as exc:
                 self.halt = Halt(exc.message, fatal=True)
             except BudgetExhausted as exc:
-                self.halt = Halt(exc.message, fatal=False)
+                retry = isinstance(exc, LedgerUnavailable)
+                self.halt = Halt(exc.message, fatal=False, retry=retry)
             except Interrupted as exc:
                 self.halt = Halt(str(exc), fatal=False)
             if self.halt is not None:

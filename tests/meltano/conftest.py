@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "postgres"))
 
 from meltano_project import DEMO_SCALE, DEMO_SEED, MELTANO, PLUGINS_STAMP, ROOT, Project
+from pg_server import Postgres, temporary_server
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +34,11 @@ def project(meltano_installed: Path, sandbox_factory: Any, tmp_path: Path) -> Pr
     """The Meltano project against a fresh sandbox at the demo's seed."""
     sandbox = sandbox_factory(seed=DEMO_SEED, scale=DEMO_SCALE)
     return Project(sandbox=sandbox, tmp=tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL server (pgserver's binaries, as tests/postgres uses), started
+    only by the tests that share Meltano's system database or an ERP on it."""
+    with temporary_server() as server:
+        yield server

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class Project:
     sandbox: SandboxServer
     tmp: Path
     env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT
+    """The project folder meltano runs in (a working copy, see `working_copy`)."""
 
     def __post_init__(self) -> None:
         """Environment for every meltano command of this test."""
@@ -75,7 +78,7 @@ class Project:
         """Run meltano to completion; on failure, show the end of its output."""
         result = subprocess.run(
             self.command(*args),
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             text=True,
@@ -92,7 +95,7 @@ class Project:
         with log.open("wb") as out:
             return subprocess.Popen(
                 self.command(*args),
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -136,6 +139,26 @@ class Project:
         """target-precoro's summary.json of every run, oldest first."""
         runs = sorted((self.tmp / "reports").glob("*/summary.json"))
         return [json.loads(p.read_text()) for p in runs]
+
+
+def working_copy(dest: Path) -> Path:
+    """A second checkout of this project, as on another machine: its own meltano.yml,
+    plugins/ and .meltano/ (run dirs, logs), so nothing but what the environment points
+    at (the system database, the ledger) is shared with another copy.
+
+    The local packages and demo files are symlinks, and the plugin venvs link to the
+    project's `make install`, so a copy costs no `meltano install` (the venvs are what
+    that command would build from the same pip_urls).
+    """
+    dest.mkdir(parents=True)
+    shutil.copy(ROOT / "meltano.yml", dest / "meltano.yml")
+    shutil.copytree(ROOT / "plugins", dest / "plugins")
+    for name in ("precoro-client", "tap-precoro", "target-precoro", "demo"):
+        (dest / name).symlink_to(ROOT / name)
+    (dest / ".meltano").mkdir()
+    for kind in ("extractors", "loaders"):
+        (dest / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind)
+    return dest
 
 
 def kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> int:

@@ -1,4 +1,4 @@
-"""Every `meltano` command the README and meltano.yml show parses on the pinned Meltano.
+"""Every `meltano` command the README, docs/ and meltano.yml show parses on the pinned Meltano.
 
 Each command line (shell blocks, inline code, comments in YAML examples) is parsed by
 the pinned Meltano's own CLI definition (`meltano_cli_check.py`, run with Meltano's
@@ -70,6 +70,8 @@ def yaml_commands(text: str) -> list[tuple[list[str], bool]]:
 
 def test_every_documented_meltano_command_parses_on_the_pinned_meltano() -> None:
     lines = markdown_commands((ROOT / "README.md").read_text())
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        lines += markdown_commands(doc.read_text())
     lines += yaml_commands((ROOT / "meltano.yml").read_text())
     documented = {" ".join(a) for a, _ in lines}
     for expected in ("add tap-precoro --from-ref", "config set tap-precoro auth_token"):
