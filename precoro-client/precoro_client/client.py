@@ -240,10 +240,15 @@ class PrecoroClient:
     def _attempt(
         self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool
     ) -> tuple[requests.Response, Any]:
+        answered = True
         try:
             return self._send(method, url, body, parse_json=parse_json)
+        except TransportError:
+            answered = False  # no answer: the request may still be on its way
+            raise
         finally:
-            self.governor.settle(method, url)  # the duplicate-GET window restarts now
+            # The duplicate-GET window restarts now; an answer also tells the spacing.
+            self.governor.settle(method, url, answered=answered)
 
     def _send(
         self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool

@@ -48,7 +48,7 @@ from precoro_client.account_lock import (
     LockHolder,
 )
 from precoro_client.errors import LedgerUnavailable, PrecoroError
-from precoro_client.governor import LedgerStore, Row, Window
+from precoro_client.governor import LedgerStore, Row, Spacing, Window
 from precoro_client.secret import scrub
 from precoro_client.settings import PrecoroSettings, shown_backend
 
@@ -70,6 +70,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS precoro_ledger_windows (ledger_key TEXT NOT NULL, "
     "name TEXT NOT NULL, cut_ms BIGINT NOT NULL, calls BIGINT NOT NULL, "
     "PRIMARY KEY (ledger_key, name))",
+    "CREATE TABLE IF NOT EXISTS precoro_ledger_last (ledger_key TEXT PRIMARY KEY, "
+    "at_ms BIGINT NOT NULL, ended_ms BIGINT)",
     "CREATE TABLE IF NOT EXISTS precoro_ledger_recent_gets (ledger_key TEXT NOT NULL, "
     "request_key TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (ledger_key, request_key))",
     "CREATE TABLE IF NOT EXISTS precoro_ledger_blocks (ledger_key TEXT NOT NULL, "
@@ -137,6 +139,7 @@ class PostgresLedgerStore(LedgerStore):
 
     CALLS = "precoro_ledger_calls"
     WINDOWS = "precoro_ledger_windows"
+    LAST = "precoro_ledger_last"
 
     def __init__(self, settings: PrecoroSettings, windows: list[Window]) -> None:
         """Connect on first use (see below)."""
@@ -261,7 +264,7 @@ class PostgresLedgerStore(LedgerStore):
             raise self._unavailable(problem)
 
     @override
-    def admit(self, method: str, now_ms: int, spacing: int) -> tuple[str, int] | None:
+    def admit(self, method: str, now_ms: int, spacing: Spacing) -> tuple[str, int] | None:
         """Prove the account lock is still held, then the shared counting decides."""
         self._check_lock_session()
         return super().admit(method, now_ms, spacing)
