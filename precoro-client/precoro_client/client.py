@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import backoff
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from precoro_client import __version__
+from precoro_client import __version__, metrics
 from precoro_client.errors import (
     InvalidResponse,
+    PrecoroError,
     RateLimited,
     RetriableError,
     TransportError,
@@ -134,6 +137,8 @@ class PrecoroClient:
 
     def close(self) -> None:
         """Close the session (and the governor when this client opened it)."""
+        if self.call_count:
+            self.report_budget()
         self.session.close()
         if self._owns_governor:
             self.governor.close()
@@ -156,6 +161,15 @@ class PrecoroClient:
             return self._now()
         elapsed = max(0.0, self.governor.now() - self._server_date_seen)
         return self.last_server_date + timedelta(seconds=elapsed)
+
+    def report_budget(self) -> None:
+        """Emit the budget METRIC points (never fails the run: metrics are best effort)."""
+        try:
+            used, left, next_reset = self.governor.budget()
+        except PrecoroError as exc:
+            logger.debug("budget metrics skipped: %s", exc.message)
+            return
+        metrics.budget(used, left, next_reset)
 
     @property
     def call_count(self) -> int:
@@ -254,6 +268,10 @@ class PrecoroClient:
         self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool
     ) -> tuple[requests.Response, Any]:
         self.calls[method] += 1
+        if self.call_count % metrics.BUDGET_EVERY == 0:
+            self.report_budget()
+        started = time.perf_counter()
+        path = urlsplit(url).path.removeprefix(urlsplit(self.settings.api_url).path)
         try:
             response = self.session.request(
                 method,
@@ -265,12 +283,14 @@ class PrecoroClient:
             )
             content = response.content  # reads the body now, so truncation raises here
         except requests.RequestException as exc:
+            metrics.http_request(method, path, 0, time.perf_counter() - started)
             raise TransportError(
                 f"{type(exc).__name__}: {exc}",
                 method=method,
                 url=url,
                 never_sent=_never_sent(exc),
             ) from exc
+        metrics.http_request(method, path, response.status_code, time.perf_counter() - started)
         stamp = server_date(response)
         if stamp is not None:
             self.last_server_date = stamp

@@ -318,6 +318,14 @@ class LedgerStore(ABC):
         """Calls recorded in the last 24 h (by every process on this budget)."""
         return self._counts(now_ms)[DAILY][1]
 
+    def oldest(self, now_ms: int) -> int | None:
+        """When the oldest call of the last 24 h was made (an index lookup), if any."""
+        row = self._one(
+            f"SELECT MIN(at_ms) FROM {self.CALLS} WHERE ledger_key = ? AND at_ms >= ?",
+            (self._key, now_ms - DAY_MS),
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
     def free_at(self, name: str, now_ms: int, spacing: Spacing) -> int:
         """When limit `name` (a window's name or SECOND) has room for one more call."""
         return self._free_at(name, now_ms, spacing, self._counts(now_ms))
@@ -648,6 +656,13 @@ class RateGovernor:
         """Calls recorded by every process on this budget in the last 24 hours."""
         with self._locked() as now_ms:
             return self._usage(now_ms)[0]
+
+    def budget(self) -> tuple[int, int, datetime | None]:
+        """(calls used in 24 h, left today, when the oldest of them leaves the window)."""
+        with self._locked() as now_ms:
+            used, left = self._usage(now_ms)
+            oldest = self._store.oldest(now_ms)
+            return used, left, None if oldest is None else self._to_datetime(oldest + DAY_MS)
 
     def remaining_today(self) -> int:
         """Calls left in the rolling 24 h (after `budget_reserve`); 0 while a daily 429 holds."""
