@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from precoro_client import __version__, metrics
 from precoro_client.errors import (
@@ -42,7 +43,7 @@ from precoro_client.errors import (
 from precoro_client.governor import RateGovernor
 from precoro_client.registry import PAGE_SIZES
 from precoro_client.responses import classify_response, server_date
-from precoro_client.settings import PrecoroSettings
+from precoro_client.settings import DEFAULT_API_URL, PrecoroSettings, shown_url
 
 logger = logging.getLogger("precoro_client")
 
@@ -86,6 +87,32 @@ def _never_sent(exc: requests.RequestException) -> bool:
         inner = getattr(reason, "reason", reason)
         return isinstance(inner, NewConnectionError)
     return False
+
+
+def unreachable(exc: requests.RequestException, api_url: str) -> str | None:
+    """A message naming `api_url` when the host is refused or unknown; else None.
+
+    These are setting problems far more often than outages (a typo, a local sandbox not
+    started, a region's host), so the message says which setting and how to check it.
+    Only the host part of the URL is shown (no path, query or credentials).
+    """
+    reason = exc.args[0] if exc.args else None
+    inner = getattr(reason, "reason", reason)
+    if not isinstance(inner, NewConnectionError):
+        return None
+    parts = urlsplit(api_url)
+    where = shown_url(f"{parts.scheme}://{parts.netloc}")
+    if isinstance(inner, NameResolutionError) or isinstance(inner.__cause__, socket.gaierror):
+        problem = f"the host name {parts.hostname!r} does not resolve (DNS)"
+    elif isinstance(inner.__cause__, ConnectionRefusedError):
+        problem = "the connection was refused (nothing listens on that host and port)"
+    else:
+        return None
+    return (
+        f"cannot connect to Precoro at {where}: {problem}. Check the api_url setting "
+        f"(default {DEFAULT_API_URL}; a region or sandbox has its own), and that this "
+        f"machine reaches it: curl -sS -o /dev/null -w '%{{http_code}}\\n' {where}/"
+    )
 
 
 def has_next_page(body: Any, records: list[Any], page_size: int) -> bool:
@@ -284,11 +311,13 @@ class PrecoroClient:
             content = response.content  # reads the body now, so truncation raises here
         except requests.RequestException as exc:
             metrics.http_request(method, path, 0, time.perf_counter() - started)
+            hint = unreachable(exc, self.settings.api_url)
             raise TransportError(
-                f"{type(exc).__name__}: {exc}",
+                hint or f"{type(exc).__name__}: {exc}",
                 method=method,
                 url=url,
                 never_sent=_never_sent(exc),
+                setting="api_url" if hint else None,
             ) from exc
         metrics.http_request(method, path, response.status_code, time.perf_counter() - started)
         stamp = server_date(response)
