@@ -29,6 +29,7 @@ token itself is never written. `state_backend_url` moves it to PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -38,6 +39,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -85,6 +87,9 @@ ANSWER_SLACK_MS = 2
 """Added when spacing from the previous answer: ledger times are whole milliseconds
 (rounded, so up to 1 ms early), and a clock running 0.1% off the server's gains 1 ms a
 second. Seen without it: one 429 in 60 s against a local sandbox."""
+
+ANSWER_HISTORY = 32
+"""Answered calls whose durations give the usual (quickest) answer time."""
 
 MAX_SPACING_MARGIN = 0.1
 """The widest per-second margin a run widens to after per-second 429s (the old fixed one)."""
@@ -150,6 +155,8 @@ class Spacing:
     margin_ms: int
     trust_end: bool = True
     """Space from the previous call's end when that is sooner (proof: `SPACING_MARGIN`)."""
+    floor_ms: int | None = None
+    """The quickest answer this process has seen lately (ms); None before the first."""
 
     @classmethod
     def for_rps(cls, rps: float, margin: float, *, trust_end: bool = True) -> Spacing:
@@ -158,11 +165,20 @@ class Spacing:
         return cls(math.ceil(interval), math.ceil(interval * margin), trust_end)
 
     def free_at(self, sent_ms: int, ended_ms: int | None) -> int:
-        """When the call after one sent at `sent_ms` (answered at `ended_ms`) may leave."""
+        """When the call after one sent at `sent_ms` (answered at `ended_ms`) may leave.
+
+        A previous answer slower than usual by more than the margin (a queue at the
+        server, which may sit before its limiter) widens the margin by that much:
+        the previous request may have reached the limiter that much later. Never
+        beyond one interval after the answer, which is always safe.
+        """
         free = sent_ms + self.interval_ms + self.margin_ms
-        if self.trust_end and ended_ms is not None:
-            free = min(free, max(ended_ms, sent_ms) + self.interval_ms + ANSWER_SLACK_MS)
-        return free
+        if ended_ms is None:
+            return free
+        answered = max(ended_ms, sent_ms) + self.interval_ms + ANSWER_SLACK_MS
+        # Unknown usual answer time (no answer yet): as if the whole wait were the queue.
+        free = max(free, answered - (self.floor_ms or 0))
+        return min(free, answered) if self.trust_end else free
 
 
 def _prepare_ledger_file(path: os.PathLike[str] | str) -> None:
@@ -592,6 +608,8 @@ class RateGovernor:
         self._max_wait_ms = int(settings.max_wait_seconds * 1000)
         self._spacing = Spacing.for_rps(settings.max_requests_per_second, SPACING_MARGIN)
         self._sent: dict[str, int] = {}
+        self._answers: deque[int] = deque(maxlen=ANSWER_HISTORY)
+        """How long this process's last answered calls took (ms), for `Spacing.floor_ms`."""
         """Request key -> when this governor admitted it (ms), until its `settle`."""
         windows = [
             Window(HOURLY, self._hourly_limit, HOUR_MS),
@@ -676,8 +694,9 @@ class RateGovernor:
         """
         with self._locked() as now_ms:
             candidates = [now_ms]
+            spacing = self._spacing_now()
             candidates.extend(
-                self._store.free_at(name, now_ms, self._spacing) for name in self._store.limits()
+                self._store.free_at(name, now_ms, spacing) for name in self._store.limits()
             )
             key = request_key(method, url) if url else None
             for scope, (until, _) in self._store.blocks(now_ms).items():
@@ -719,7 +738,7 @@ class RateGovernor:
             free_at = self._duplicate_free_at(key, now_ms)
             if free_at > now_ms:
                 return _Wait("duplicate GET", free_at - now_ms, True, "same GET within interval")
-        refused = self._store.admit(method, now_ms, self._spacing)
+        refused = self._store.admit(method, now_ms, self._spacing_now())
         if refused is None:
             if method == "GET" and self._dup_ms > 0:
                 self._store.record_get(key, now_ms)
@@ -782,6 +801,7 @@ class RateGovernor:
                     self._store.settle_get(key, now_ms)
                 if sent is not None and answered:
                     self._store.settle_call(sent, now_ms)
+                    self._answers.append(max(0, now_ms - sent))
         except LedgerUnavailable as exc:
             logger.warning("%s; the GET's window runs from its start", exc.message)
 
@@ -804,6 +824,10 @@ class RateGovernor:
         return governed
 
     # --- learning from the server -----------------------------------------------------
+
+    def _spacing_now(self) -> Spacing:
+        floor = min(self._answers) if self._answers else None
+        return dataclasses.replace(self._spacing, floor_ms=floor)
 
     def _widen_spacing(self) -> None:
         """A per-second 429: this link's delays vary more than `SPACING_MARGIN` assumes."""

@@ -322,3 +322,17 @@ def test_a_per_second_429_widens_the_margin(make_governor, clock):
     sent = clock.now
     governor.acquire("POST", f"{URL}&n=2")
     assert clock.now - sent == pytest.approx(1.05, abs=0.002)  # 50 ms after the first call
+
+
+def test_an_answer_slower_than_usual_widens_the_next_gap_by_the_delay(make_governor, clock):
+    governor = make_governor()
+    for n in range(3):  # answers usually take 5 ms
+        governor.acquire("POST", f"{URL}&n={n}")
+        clock.advance(0.005)
+        governor.settle("POST", f"{URL}&n={n}")
+    governor.acquire("POST", f"{URL}&n=slow")
+    sent = clock.now
+    clock.advance(0.080)  # 75 ms slower: perhaps queued before the server's limiter
+    governor.settle("POST", f"{URL}&n=slow")
+    governor.acquire("POST", f"{URL}&n=next")
+    assert clock.now - sent == pytest.approx(1.0 + 0.075 + 0.002, abs=0.002)
