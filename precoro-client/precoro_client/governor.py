@@ -74,14 +74,17 @@ send. The gap it sees is our gap plus (outbound delay of this request - outbound
 of the previous one), so the margin must cover how much slower the previous request's
 trip to the server may have been: the delay variation on one kept-alive connection,
 typically a few ms. 25 ms covers that several times over and keeps 97.5% of the limit
-(it was 10%, 90.9%). Two things keep it honest:
+(it was 10%, 90.9%). Three things keep it honest:
 
 - When the previous call's answer arrived less than the margin after it left, the next
   call leaves one interval after that answer instead: the server cannot have seen the
   previous request after its answer arrived, nor the next before it leaves, so the gap
   at the server is at least one interval with no assumption at all (`Spacing.free_at`).
+- An answer slower than this process's quickest recent one (`ANSWER_HISTORY`) may have
+  queued before Precoro's limiter: the next gap grows by the difference (seen on a
+  loaded machine: a 72 ms answer, then a 429 at 25 ms).
 - A per-second 429 means the assumption failed on this link: the margin doubles (up to
-  `MAX_SPACING_MARGIN`) and only the fixed margin is used for the rest of the run."""
+  `MAX_SPACING_MARGIN`) and the answer shortcut is no longer taken for the run."""
 
 ANSWER_SLACK_MS = 2
 """Added when spacing from the previous answer: ledger times are whole milliseconds
