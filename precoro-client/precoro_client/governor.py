@@ -745,7 +745,10 @@ class RateGovernor:
         if refused is None:
             if method == "GET" and self._dup_ms > 0:
                 self._store.record_get(key, now_ms)
+            self._sent.pop(key, None)
             self._sent[key] = now_ms
+            while len(self._sent) > ANSWER_HISTORY:  # unsettled (`wrap_request`): forget
+                del self._sent[next(iter(self._sent))]
             return None
         name, free_at = refused
         if name == DAILY:
