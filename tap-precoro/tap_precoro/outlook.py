@@ -83,10 +83,11 @@ def worth_counting(remaining_today: int, page_size: int, *, details: bool) -> bo
     """Whether today's budget may end before the stream does (so an estimate matters).
 
     True when what is left cannot pay for this page's details, the counting itself and
-    the next page with its details.
+    the next page with its details, but can pay for the counting: with less left, the
+    last calls read rows rather than count them.
     """
     next_page = 1 + (page_size if details else 0)
-    return remaining_today < next_page * 2 + MAX_COUNT_CALLS
+    return MAX_COUNT_CALLS <= remaining_today < next_page * 2 + MAX_COUNT_CALLS
 
 
 def count_rows(rows_on: Callable[[int], int], per_page: int, at_least: int) -> int | None:

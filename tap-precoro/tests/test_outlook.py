@@ -9,7 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tap_precoro.outlook import count_rows, duration, left_after_page, pagination_total
+from tap_precoro.outlook import (
+    MAX_COUNT_CALLS,
+    count_rows,
+    duration,
+    left_after_page,
+    pagination_total,
+    worth_counting,
+)
 from tap_precoro.tap import TapPrecoro
 from tap_precoro.testing import parse_messages
 
@@ -108,3 +115,11 @@ def test_duration_spends_each_hour_and_day_in_full():
     assert duration(1500, 1.0, 1500, 3000) == timedelta(seconds=1500)
     assert duration(1501, 1.0, 1500, 3000) == timedelta(hours=1, seconds=1)
     assert duration(20_100, 1.0, 1500, 3000) == timedelta(days=6, hours=1, seconds=600)
+
+
+def test_counting_only_when_the_budget_ends_soon_but_can_pay_for_it():
+    assert not worth_counting(3000, 200, details=True)  # the budget outlasts the next pages
+    assert worth_counting(400, 200, details=True)
+    assert not worth_counting(MAX_COUNT_CALLS - 1, 200, details=True)  # the last calls read
+    assert worth_counting(MAX_COUNT_CALLS, 200, details=False)
+    assert not worth_counting(MAX_COUNT_CALLS + 2, 200, details=False)
