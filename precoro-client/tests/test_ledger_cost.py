@@ -62,3 +62,25 @@ def test_counts_stay_exact_as_calls_leave_the_windows(make_governor, clock):
     assert governor.calls_used_today() == 0
     governor.acquire("POST", URL)
     assert governor.calls_used_today() == 1
+
+
+def test_calls_recorded_by_the_previous_ledger_format_still_count(make_settings, clock):
+    """A ledger written by pyrate-limiter's bucket (before this version) keeps its day."""
+    import sqlite3
+
+    settings = make_settings(**WIDE)
+    settings.budget_ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    old = f"calls_{settings.ledger_key[:32]}"
+    with sqlite3.connect(settings.budget_ledger_path) as conn:
+        conn.execute(f"CREATE TABLE '{old}' (name VARCHAR, item_timestamp INTEGER)")
+        conn.executemany(
+            f"INSERT INTO '{old}' VALUES (?, ?)",
+            [("GET", int((clock.now - 3600 * n) * 1000)) for n in range(5)],
+        )
+    with RateGovernor(settings, clock=clock, sleep=clock.sleep) as governor:
+        assert governor.calls_used_today() == 5
+        governor.acquire("POST", URL)
+        assert governor.calls_used_today() == 6
+    with sqlite3.connect(settings.budget_ledger_path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert old not in tables
