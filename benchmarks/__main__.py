@@ -1,8 +1,8 @@
 """`make bench`: run every benchmark script in turn and print their result lines.
 
 Each script measures one thing (sandbox page serving, tap throughput, target upsert,
-webhook receiver, the ledger's overhead on SQLite and PostgreSQL) and writes its
-figures to benchmarks/results/<name>.json.
+webhook receiver, the ledger's overhead on SQLite and PostgreSQL, the governor's rate
+at the real limits) and writes its figures to benchmarks/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ ORDER = (
     "webhooks",
     "webhook_cost",
     "ledger",
+    "governor_rate",
 )
 
 

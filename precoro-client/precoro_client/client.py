@@ -18,19 +18,23 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import backoff
 import requests
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from precoro_client import __version__
+from precoro_client import __version__, metrics
 from precoro_client.errors import (
     InvalidResponse,
+    PrecoroError,
     RateLimited,
     RetriableError,
     TransportError,
@@ -39,7 +43,7 @@ from precoro_client.errors import (
 from precoro_client.governor import RateGovernor
 from precoro_client.registry import PAGE_SIZES
 from precoro_client.responses import classify_response, server_date
-from precoro_client.settings import PrecoroSettings
+from precoro_client.settings import DEFAULT_API_URL, PrecoroSettings, shown_url
 
 logger = logging.getLogger("precoro_client")
 
@@ -83,6 +87,32 @@ def _never_sent(exc: requests.RequestException) -> bool:
         inner = getattr(reason, "reason", reason)
         return isinstance(inner, NewConnectionError)
     return False
+
+
+def unreachable(exc: requests.RequestException, api_url: str) -> str | None:
+    """A message naming `api_url` when the host is refused or unknown; else None.
+
+    These are setting problems far more often than outages (a typo, a local sandbox not
+    started, a region's host), so the message says which setting and how to check it.
+    Only the host part of the URL is shown (no path, query or credentials).
+    """
+    reason = exc.args[0] if exc.args else None
+    inner = getattr(reason, "reason", reason)
+    if not isinstance(inner, NewConnectionError):
+        return None
+    parts = urlsplit(api_url)
+    where = shown_url(f"{parts.scheme}://{parts.netloc}")
+    if isinstance(inner, NameResolutionError) or isinstance(inner.__cause__, socket.gaierror):
+        problem = f"the host name {parts.hostname!r} does not resolve (DNS)"
+    elif isinstance(inner.__cause__, ConnectionRefusedError):
+        problem = "the connection was refused (nothing listens on that host and port)"
+    else:
+        return None
+    return (
+        f"cannot connect to Precoro at {where}: {problem}. Check the api_url setting "
+        f"(default {DEFAULT_API_URL}; a region or sandbox has its own), and that this "
+        f"machine reaches it: curl -sS -o /dev/null -w '%{{http_code}}\\n' {where}/"
+    )
 
 
 def has_next_page(body: Any, records: list[Any], page_size: int) -> bool:
@@ -134,6 +164,8 @@ class PrecoroClient:
 
     def close(self) -> None:
         """Close the session (and the governor when this client opened it)."""
+        if self.call_count:
+            self.report_budget()
         self.session.close()
         if self._owns_governor:
             self.governor.close()
@@ -156,6 +188,15 @@ class PrecoroClient:
             return self._now()
         elapsed = max(0.0, self.governor.now() - self._server_date_seen)
         return self.last_server_date + timedelta(seconds=elapsed)
+
+    def report_budget(self) -> None:
+        """Emit the budget METRIC points (never fails the run: metrics are best effort)."""
+        try:
+            used, left, next_reset = self.governor.budget()
+        except PrecoroError as exc:
+            logger.debug("budget metrics skipped: %s", exc.message)
+            return
+        metrics.budget(used, left, next_reset)
 
     @property
     def call_count(self) -> int:
@@ -240,15 +281,24 @@ class PrecoroClient:
     def _attempt(
         self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool
     ) -> tuple[requests.Response, Any]:
+        answered = True
         try:
             return self._send(method, url, body, parse_json=parse_json)
+        except TransportError:
+            answered = False  # no answer: the request may still be on its way
+            raise
         finally:
-            self.governor.settle(method, url)  # the duplicate-GET window restarts now
+            # The duplicate-GET window restarts now; an answer also tells the spacing.
+            self.governor.settle(method, url, answered=answered)
 
     def _send(
         self, method: str, url: str, body: list[tuple[str, Any]] | None, *, parse_json: bool
     ) -> tuple[requests.Response, Any]:
         self.calls[method] += 1
+        if self.call_count % metrics.BUDGET_EVERY == 0:
+            self.report_budget()
+        started = time.perf_counter()
+        path = urlsplit(url).path.removeprefix(urlsplit(self.settings.api_url).path)
         try:
             response = self.session.request(
                 method,
@@ -260,12 +310,16 @@ class PrecoroClient:
             )
             content = response.content  # reads the body now, so truncation raises here
         except requests.RequestException as exc:
+            metrics.http_request(method, path, 0, time.perf_counter() - started)
+            hint = unreachable(exc, self.settings.api_url)
             raise TransportError(
-                f"{type(exc).__name__}: {exc}",
+                hint or f"{type(exc).__name__}: {exc}",
                 method=method,
                 url=url,
                 never_sent=_never_sent(exc),
+                setting="api_url" if hint else None,
             ) from exc
+        metrics.http_request(method, path, response.status_code, time.perf_counter() - started)
         stamp = server_date(response)
         if stamp is not None:
             self.last_server_date = stamp

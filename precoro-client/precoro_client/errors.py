@@ -191,7 +191,8 @@ class TransportError(RetriableError):
     """Timeout, refused or dropped connection, truncated body.
 
     `never_sent` is True when the request provably never reached the server
-    (connect timeout, connection refused), so even a POST may be re-sent.
+    (connect timeout, connection refused), so even a POST may be re-sent. `setting`
+    names the setting to check (`api_url`) when the host was refused or unknown.
     """
 
     def __init__(
@@ -201,9 +202,11 @@ class TransportError(RetriableError):
         method: str | None = None,
         url: str | None = None,
         never_sent: bool = False,
+        setting: str | None = None,
     ) -> None:
         """Remember whether the request could have reached the server."""
         self.never_sent = never_sent
+        self.setting = setting
         super().__init__(message, method=method, url=url)
 
 

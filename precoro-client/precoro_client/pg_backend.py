@@ -6,16 +6,17 @@ account, on any machine, then spends one budget and takes turns writing.
 - Ledger: one transaction per admission, serialised per budget by
   `pg_advisory_xact_lock(<ledger key hash>)`. Inside it the governor reads the
   server blocks, the duplicate-GET window and the per-second/hourly/daily counts and
-  records the call, so the decision is exact across machines. "Now" is the database's
-  `clock_timestamp()`, so machines whose clocks disagree still space calls 1.1 s apart
-  at one clock. Rows are keyed by `PrecoroSettings.ledger_key` (a hash); the token
-  never reaches the database.
+  records the call, so the decision is exact across machines. The counts are the
+  running counts shared with the SQLite store (`LedgerStore`, constant time per
+  admission). "Now" is the database's `clock_timestamp()`, so machines whose clocks
+  disagree still space calls at one clock. Rows are keyed by
+  `PrecoroSettings.ledger_key` (a hash); the token never reaches the database.
 - Why not pyrate-limiter's `PostgresBucket`: it counts calls in its own transaction
   on its own pooled connection (a table per bucket, `LOCK TABLE ... NOWAIT` that
   refuses on contention), so the duplicate-GET window and the server's 429 blocks
   could not be checked and recorded atomically with the count; two machines could
-  both pass the duplicate check and both send. The SQLite ledger keeps pyrate's
-  bucket, where one file lock covers all of it.
+  both pass the duplicate check and both send; and its buckets count every call of a
+  window on every admission.
 - Account lock: a session-level `pg_try_advisory_lock` on a dedicated connection,
   keyed by another hash of the ledger key; the server drops it when the session ends
   (the process died, the network went), so a crashed run never blocks the next. The
@@ -38,7 +39,6 @@ from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import psycopg
-from pyrate_limiter import Rate
 from typing_extensions import override
 
 from precoro_client.account_lock import (
@@ -48,7 +48,7 @@ from precoro_client.account_lock import (
     LockHolder,
 )
 from precoro_client.errors import LedgerUnavailable, PrecoroError
-from precoro_client.governor import LedgerStore
+from precoro_client.governor import LedgerStore, Row, Spacing, Window
 from precoro_client.secret import scrub
 from precoro_client.settings import PrecoroSettings, shown_backend
 
@@ -67,6 +67,11 @@ SCHEMA = (
     "at_ms BIGINT NOT NULL, method TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS precoro_ledger_calls_key_at "
     "ON precoro_ledger_calls (ledger_key, at_ms)",
+    "CREATE TABLE IF NOT EXISTS precoro_ledger_windows (ledger_key TEXT NOT NULL, "
+    "name TEXT NOT NULL, cut_ms BIGINT NOT NULL, calls BIGINT NOT NULL, "
+    "PRIMARY KEY (ledger_key, name))",
+    "CREATE TABLE IF NOT EXISTS precoro_ledger_last (ledger_key TEXT PRIMARY KEY, "
+    "at_ms BIGINT NOT NULL, ended_ms BIGINT)",
     "CREATE TABLE IF NOT EXISTS precoro_ledger_recent_gets (ledger_key TEXT NOT NULL, "
     "request_key TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (ledger_key, request_key))",
     "CREATE TABLE IF NOT EXISTS precoro_ledger_blocks (ledger_key TEXT NOT NULL, "
@@ -132,11 +137,14 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
 class PostgresLedgerStore(LedgerStore):
     """The ledger's rows in PostgreSQL; one connection, one transaction per decision."""
 
-    def __init__(self, settings: PrecoroSettings, rates: list[Rate]) -> None:
-        """Connect and create the tables if needed."""
+    CALLS = "precoro_ledger_calls"
+    WINDOWS = "precoro_ledger_windows"
+    LAST = "precoro_ledger_last"
+
+    def __init__(self, settings: PrecoroSettings, windows: list[Window]) -> None:
+        """Connect on first use (see below)."""
+        super().__init__(settings.ledger_key, windows)
         self._settings = settings
-        self._key = settings.ledger_key
-        self._rates = sorted(rates, key=lambda rate: rate.interval)
         self._xact_key = advisory_key("ledger", self._key)
         self._thread_lock = threading.RLock()
         self._broken: str | None = None
@@ -177,15 +185,27 @@ class PostgresLedgerStore(LedgerStore):
                 self._fail(exc)
         return self._conn
 
-    def _one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    @override
+    def _one(self, query: str, params: tuple[Any, ...]) -> Row | None:
+        """`?` placeholders (the shared SQL's) become psycopg's `%s`."""
         try:
-            return self._c().execute(query, params).fetchone()
+            row: Row | None = self._c().execute(query.replace("?", "%s"), params).fetchone()
         except psycopg.Error as exc:
             self._fail(exc)
+        return row
 
+    @override
+    def _all(self, query: str, params: tuple[Any, ...]) -> list[Row]:
+        try:
+            rows: list[Row] = self._c().execute(query.replace("?", "%s"), params).fetchall()
+        except psycopg.Error as exc:
+            self._fail(exc)
+        return rows
+
+    @override
     def _run(self, query: str, params: tuple[Any, ...]) -> None:
         try:
-            self._c().execute(query, params)
+            self._c().execute(query.replace("?", "%s"), params)
         except psycopg.Error as exc:
             self._fail(exc)
 
@@ -226,23 +246,6 @@ class PostgresLedgerStore(LedgerStore):
         except psycopg.Error as exc:
             self._fail(exc)
 
-    @override
-    def count_since(self, start_ms: int) -> int:
-        row = self._one(
-            "SELECT count(*) FROM precoro_ledger_calls WHERE ledger_key = %s AND at_ms >= %s",
-            (self._key, start_ms),
-        )
-        return int(row[0]) if row else 0
-
-    @override
-    def latest(self, offset: int) -> int | None:
-        row = self._one(
-            "SELECT at_ms FROM precoro_ledger_calls WHERE ledger_key = %s "
-            "ORDER BY at_ms DESC LIMIT 1 OFFSET %s",
-            (self._key, offset),
-        )
-        return None if row is None else int(row[0])
-
     def _check_lock_session(self) -> None:
         """While this process holds the account lock, prove its session still holds it."""
         with _held_lock:
@@ -261,24 +264,10 @@ class PostgresLedgerStore(LedgerStore):
             raise self._unavailable(problem)
 
     @override
-    def admit(self, method: str, now_ms: int) -> tuple[Rate | None, int | None]:
-        """Count every window in one scan; record the call when all have room."""
+    def admit(self, method: str, now_ms: int, spacing: Spacing) -> tuple[str, int] | None:
+        """Prove the account lock is still held, then the shared counting decides."""
         self._check_lock_session()
-        longest = self._rates[-1].interval
-        counts = ", ".join(["count(*) FILTER (WHERE at_ms >= %s)"] * len(self._rates))
-        row = self._one(
-            f"SELECT {counts} FROM precoro_ledger_calls WHERE ledger_key = %s AND at_ms >= %s",
-            (*(now_ms - rate.interval for rate in self._rates), self._key, now_ms - longest),
-        )
-        assert row is not None
-        for rate, count in zip(self._rates, row, strict=True):
-            if int(count) >= rate.limit:
-                return rate, None
-        self._run(
-            "INSERT INTO precoro_ledger_calls (ledger_key, at_ms, method) VALUES (%s, %s, %s)",
-            (self._key, now_ms, method),
-        )
-        return None, None
+        return super().admit(method, now_ms, spacing)
 
     @override
     def blocks(self, now_ms: int) -> dict[str, tuple[int, str]]:
@@ -334,11 +323,7 @@ class PostgresLedgerStore(LedgerStore):
 
     @override
     def cleanup(self, now_ms: int, duplicate_ms: int) -> None:
-        longest = self._rates[-1].interval
-        self._run(
-            "DELETE FROM precoro_ledger_calls WHERE ledger_key = %s AND at_ms < %s",
-            (self._key, now_ms - longest),
-        )
+        self.cleanup_calls(now_ms)
         self._run(
             "DELETE FROM precoro_ledger_recent_gets WHERE ledger_key = %s AND at_ms < %s",
             (self._key, now_ms - duplicate_ms),

@@ -284,3 +284,55 @@ def test_real_processes_never_overspend_a_shared_budget(ledger, token):
     ]
     admitted = [int(child.communicate(timeout=60)[0]) for child in children]
     assert sum(admitted) == 25
+
+
+def test_spacing_keeps_a_small_margin_unless_the_answer_came_back_sooner(
+    make_governor, make_settings, clock
+):
+    settings = make_settings()
+    tap, target = make_governor(settings), make_governor(settings)
+    tap.acquire("POST", URL)
+    sent = clock.now
+    target.acquire("POST", f"{URL}&n=2")  # nothing known about the first call's answer
+    assert clock.now - sent == pytest.approx(1.025, abs=0.002)
+    sent = clock.now
+    clock.advance(0.004)  # answered 4 ms later: the server has certainly seen it
+    target.settle("POST", f"{URL}&n=2")
+    tap.acquire("POST", f"{URL}&n=3")  # another process spaces from that answer
+    assert clock.now - sent == pytest.approx(1.006, abs=0.002)
+    sent = clock.now
+    clock.advance(0.3)  # a slow answer: the fixed margin is sooner
+    tap.settle("POST", f"{URL}&n=3")
+    tap.acquire("POST", f"{URL}&n=4")
+    assert clock.now - sent == pytest.approx(1.025, abs=0.002)
+    sent = clock.now
+    clock.advance(0.001)
+    tap.settle("POST", f"{URL}&n=4", answered=False)  # no answer: it may still be on its way
+    tap.acquire("POST", f"{URL}&n=5")
+    assert clock.now - sent == pytest.approx(1.025, abs=0.002)
+
+
+def test_a_per_second_429_widens_the_margin(make_governor, clock):
+    governor = make_governor(max_wait_seconds=60)
+    governor.acquire("POST", URL)
+    refusal = _rate_limited("Rate limiter by second", clock.datetime, clock.datetime)
+    governor.record_429(refusal, "POST", URL)
+    clock.advance(0.001)
+    governor.settle("POST", URL)  # answered fast, but the shortcut is no longer trusted
+    sent = clock.now
+    governor.acquire("POST", f"{URL}&n=2")
+    assert clock.now - sent == pytest.approx(1.05, abs=0.002)  # 50 ms after the first call
+
+
+def test_an_answer_slower_than_usual_widens_the_next_gap_by_the_delay(make_governor, clock):
+    governor = make_governor()
+    for n in range(3):  # answers usually take 5 ms
+        governor.acquire("POST", f"{URL}&n={n}")
+        clock.advance(0.005)
+        governor.settle("POST", f"{URL}&n={n}")
+    governor.acquire("POST", f"{URL}&n=slow")
+    sent = clock.now
+    clock.advance(0.080)  # 75 ms slower: perhaps queued before the server's limiter
+    governor.settle("POST", f"{URL}&n=slow")
+    governor.acquire("POST", f"{URL}&n=next")
+    assert clock.now - sent == pytest.approx(1.0 + 0.075 + 0.002, abs=0.002)

@@ -332,6 +332,8 @@ class TapPrecoro(PrecoroPlugin, Tap):
             left = client.governor.remaining_today() if client else None
         except LedgerUnavailable:  # the run stopped because the shared ledger went away
             left = None
+        if client is not None and client.call_count:
+            client.report_budget()  # the budget METRIC points, as the run ends
         per_stream = ", ".join(f"{name}={count}" for name, count in sorted(records.items()))
         self.logger.info(
             "Run summary: records %s; API calls used %d; budget left today %s",

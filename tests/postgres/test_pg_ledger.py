@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from precoro_client.account_lock import AccountLocked, account_lock
 from precoro_client.errors import BudgetExhausted, ConfigError, LedgerUnavailable, RateLimited
-from precoro_client.governor import RateGovernor
+from precoro_client.governor import SPACING_MARGIN, RateGovernor
 from precoro_client.pg_backend import PostgresAccountLock, PostgresLedgerStore
 from precoro_client.settings import PrecoroSettings
 
@@ -112,7 +112,11 @@ def test_spacing_duplicate_gets_and_blocks_are_shared_between_machines(pg_url, t
     with a, b:
         a.acquire("GET", f"{URL}/suppliers?page=1")
         b.acquire("GET", f"{URL}/suppliers?page=2")
-        assert clock.sleeps == [pytest.approx(1.1, abs=0.01)]  # b waited for a's call
+        assert clock.sleeps == [pytest.approx(1 + SPACING_MARGIN, abs=0.01)]  # b waited for a
+        clock.now += 0.005
+        b.settle("GET", f"{URL}/suppliers?page=2")  # answered 5 ms after it left
+        a.acquire("POST", f"{URL}/items")  # a spaces from b's answer: 1.005 s, no margin
+        assert clock.sleeps[1] == pytest.approx(1.002, abs=0.002)  # from the answer on
         b.acquire("GET", f"{URL}/suppliers?page=1")  # the same GET as a's first
         assert sum(clock.sleeps) == pytest.approx(66.0, abs=0.01)  # duplicate window: 60 s + 10 %
         a.record_429(
@@ -151,7 +155,7 @@ def test_the_daily_budget_is_shared_exactly(pg_url, tmp_path):
 WORKER = """
 import json, sys
 from precoro_client.errors import BudgetExhausted
-from precoro_client.governor import RateGovernor
+from precoro_client.governor import SPACING_MARGIN, RateGovernor
 from precoro_client.settings import PrecoroSettings
 
 settings = PrecoroSettings.from_config(json.loads(sys.argv[1]))

@@ -29,7 +29,14 @@ from typing_extensions import override
 
 from tap_precoro.batches import checkpointed_batches
 from tap_precoro.bookmarks import Pass, modified_since_param, to_state_timestamp
-from tap_precoro.outlook import Outlook, left_after_page, pagination_total
+from tap_precoro.outlook import (
+    Outlook,
+    count_page_size,
+    count_rows,
+    left_after_page,
+    pagination_total,
+    worth_counting,
+)
 from tap_precoro.run_context import RunContext
 from tap_precoro.streams.webhook_mode import webhook_records
 
@@ -69,6 +76,10 @@ class PrecoroStream(Stream):
         self._page_seen: tuple[int | None, int, bool] | None = None
         """(query total, page number, details) of the last list page of a pass."""
         self._left_on_page = 0
+        self._list_query: tuple[str, Params] | None = None
+        """(path, params) of the last list page read, for `count_rows`."""
+        self._counted: tuple[str, int] | None = None
+        """(query, rows) once `count_rows` counted a query without a total."""
 
     # --- query --------------------------------------------------------------------------
 
@@ -171,6 +182,10 @@ class PrecoroStream(Stream):
     def note_page(self, page: Page, rows: int, *, details: bool) -> None:
         """Remember where the pass is, for the estimate (`outlook`); log its progress."""
         total = pagination_total(page.body, self.page_size)
+        if total is None and not page.has_next:  # the last page: the query's rows are known
+            total = (page.number - 1) * self.page_size + rows
+        elif total is None:
+            total = self._count_query(page, rows, details=details)
         self._page_seen = (total, page.number, details)
         self._left_on_page = rows
         if total is not None and page.has_next:
@@ -184,6 +199,34 @@ class PrecoroStream(Stream):
                 left.calls,
                 self.run.time_for(left.calls or 0),
             )
+
+    def _count_query(self, page: Page, rows: int, *, details: bool) -> int | None:
+        """The current list query's rows, counted (`outlook.count_rows`) when it matters."""
+        if self._list_query is None:
+            return None
+        path, params = self._list_query
+        key = repr((path, params))
+        if self._counted is not None and self._counted[0] == key:
+            return self._counted[1]
+        client = self.run.client
+        try:
+            left_today = client.governor.remaining_today()
+            if not worth_counting(left_today, self.page_size, details=details):
+                return None
+            per_page = count_page_size(self.page_size)
+
+            def rows_on(number: int) -> int:
+                listed = client.iter_pages(path, params, per_page, start_page=number)
+                return len(next(iter(listed)).records)
+
+            at_least = (page.number - 1) * self.page_size + rows
+            total = count_rows(rows_on, per_page, at_least)
+        except BudgetExhausted:
+            return None  # the next call stops the stream the usual way
+        if total is not None:
+            self._counted = (key, total)
+            self.logger.info("%s: %d rows to read in this pass (counted)", self.name, total)
+        return total
 
     def outlook(self) -> Outlook:
         """Rows and calls this stream still has to read in its current pass."""

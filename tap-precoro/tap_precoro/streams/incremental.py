@@ -416,6 +416,7 @@ class IncrementalStream(PrecoroStream):
 
     def list_page(self, path: str, params: Params, number: int) -> Page:
         """One list call: page `number` of the query."""
+        self._list_query = (path, params)
         pages = self.run.client.iter_pages(path, params, self.page_size, start_page=number)
         return next(iter(pages))
 
