@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -262,3 +263,51 @@ def test_cli_refuses_to_serve_without_a_strong_secret(tmp_path, monkeypatch):
     assert cli_main(["serve", "--inbox", inbox]) == 2
     assert cli_main(["serve", "--inbox", inbox, "--secret", "short"]) == 2
     assert not Path(inbox).exists()
+
+
+def _waitress_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("waitress-")}
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """The other end closed (EOF) or reset the connection; a live one would time out."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_close_with_open_connections_frees_port_threads_and_marks_stopped(tmp_path):
+    """close() from another thread: the loop ends, connections close, the port is free."""
+    before = _waitress_threads()
+    inbox_path = tmp_path / "inbox.sqlite3"
+    port = 0
+    for round_ in range(20):
+        receiver = Receiver.open(inbox_path, ReceiverSettings(secret=SECRET), port=port).start()
+        port = receiver.port
+        session = requests.Session()  # keeps its connection open after the delivery
+        body = {**VALID, "id": round_ + 1}
+        assert session.post(receiver.webhook_url(), json=body, timeout=5).status_code == 200
+        idle = socket.create_connection(("127.0.0.1", port), timeout=5)  # sends nothing
+        receiver.close()
+        assert receiver._thread is not None
+        assert not receiver._thread.is_alive()
+        assert _closed_by_peer(idle)
+        idle.close()
+        session.close()
+    assert _waitress_threads() <= before
+    with socket.create_server(("127.0.0.1", port)):  # the port is released
+        pass
+    inbox = SqliteInbox(inbox_path)
+    try:
+        kinds = [e.kind for e in inbox.read_after(0, 100)]
+    finally:
+        inbox.close()
+    assert kinds.count("stopped") == 20
+
+
+def test_a_receiver_closed_without_serving_leaves_no_worker_thread(tmp_path):
+    before = _waitress_threads()
+    receiver = Receiver.open(tmp_path / "inbox.sqlite3", ReceiverSettings(secret=SECRET), port=0)
+    receiver.close()
+    assert _waitress_threads() <= before
