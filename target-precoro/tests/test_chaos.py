@@ -38,9 +38,9 @@ import pytest
 from precoro_client.account_lock import LockHolder, account_lock
 from precoro_client.settings import PrecoroSettings
 from precoro_sandbox.testing import START
-from target_helpers import api_records, make_config, run_target, schema_line
 from target_precoro.report import WRITTEN
 from target_precoro.settings import WRITE_SETTLE_SECONDS
+from target_precoro.testing import api_records, make_config, run_target, schema_line
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 PREFIX = "CHAOS"

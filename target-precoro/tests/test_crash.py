@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 import pytest
 from precoro_client.settings import PrecoroSettings
 from precoro_sandbox.app import Reply
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.settings import WRITE_SETTLE_SECONDS
+from target_precoro.testing import make_config, rows_per_external_id, run_target, singer
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 N_RECORDS = 500
@@ -32,13 +32,6 @@ def _records(n: int = N_RECORDS) -> list[dict]:
         {"externalId": f"{PREFIX}-{i:04d}", "name": f"Crash Test Vendor {i}", "country": "France"}
         for i in range(n)
     ]
-
-
-def _per_external_id(sb) -> Counter[str]:
-    rows = api_records(sb, "/suppliers")
-    return Counter(
-        r["externalId"] for r in rows if str(r.get("externalId") or "").startswith(PREFIX)
-    )
 
 
 def test_apply_then_fail_never_duplicates(sandbox, tmp_path, capsys):
@@ -58,7 +51,7 @@ def test_apply_then_fail_never_duplicates(sandbox, tmp_path, capsys):
     counters = sandbox.admin.counters()
     assert fired > 10  # the faults really happened
     assert Counter(o["outcome"] for o in result.outcomes) == {"created": N_RECORDS}
-    counts = _per_external_id(sandbox)
+    counts = rows_per_external_id(sandbox, PREFIX)
     assert len(counts) == N_RECORDS
     assert set(counts.values()) == {1}
     assert counters.get("POST") == N_RECORDS  # no POST was ever re-sent
@@ -156,7 +149,7 @@ def test_kill_9_at_random_points_leaves_one_record_per_external_id(sandbox, tmp_
         assert trap.held is not None
         held[trap.held] = applied
     assert len(held) == 4
-    partial = _per_external_id(sandbox)
+    partial = rows_per_external_id(sandbox, PREFIX)
     assert 0 < len(partial) < N_RECORDS
     assert set(partial.values()) == {1}
     lost = [ext for ext, applied in held.items() if not applied]
@@ -168,7 +161,7 @@ def test_kill_9_at_random_points_leaves_one_record_per_external_id(sandbox, tmp_
     sandbox.admin.advance_clock(WRITE_SETTLE_SECONDS + MAX_WAIT_SECONDS + 5)
     final = _start(config_path, input_path, log)
     assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
-    counts = _per_external_id(sandbox)
+    counts = rows_per_external_id(sandbox, PREFIX)
     assert len(counts) == N_RECORDS
     assert set(counts.values()) == {1}
     assert sandbox.admin.counters().get("POST") == N_RECORDS  # each record POSTed exactly once

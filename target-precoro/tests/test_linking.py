@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import requests
-from target_helpers import api_records, make_config, run_target, singer
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 # Generated sandbox suppliers (seed 42) without externalId, as the sandbox builds them.
 MULLER = 10000001  # "Müller & Söhne GmbH", Germany, BRN 11936868

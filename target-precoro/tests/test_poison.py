@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from target_helpers import api_records, make_config, run_target, schema_line
 from target_precoro.target import MAX_LINE_CHARS, MAX_NESTING
+from target_precoro.testing import api_records, make_config, run_target, schema_line
 
 
 def _record(ext: str, name: str = "Valid Vendor") -> str:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from precoro_client.settings import PrecoroSettings
 from precoro_sandbox.testing import START
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.journal import Journal, journal_path
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 PREFIX = "SHJ"
