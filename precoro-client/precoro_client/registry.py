@@ -763,11 +763,3 @@ def get(name: str) -> Entity:
 def stored_collections() -> Iterator[Entity]:
     """Entities that own their records (views such as credit notes excluded)."""
     return (entity for entity in ENTITIES if entity.storage is None)
-
-
-def webhook_entity(type_code: int) -> Entity | None:
-    """The entity whose changes a webhook `type` code announces (views excluded)."""
-    for entity in stored_collections():
-        if entity.webhook_type == type_code:
-            return entity
-    return None

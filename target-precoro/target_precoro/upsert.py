@@ -454,13 +454,13 @@ class Upserter:
             self._emit(pending.item, base)
             return
         base.outcome = "updated"
-        base.fields = sorted(diff)
-        self._note_unwritten(base, decision)
-        self._write(
-            entity=entity,
-            parent=parent,
-            pending=pending,
-            outcome=base,
+        self._write_decided(
+            entity,
+            parent,
+            pending,
+            base,
+            decision,
+            fields=sorted(diff),
             method="PUT",
             row=row,
             values=diff,
@@ -489,13 +489,13 @@ class Upserter:
             diff = decision.write
             base.message = match.describe()
             if diff and can_update(entity):
-                base.fields = ["externalId", *sorted(diff)]
-                self._note_unwritten(base, decision)
-                self._write(
-                    entity=entity,
-                    parent=parent,
-                    pending=pending,
-                    outcome=base,
+                self._write_decided(
+                    entity,
+                    parent,
+                    pending,
+                    base,
+                    decision,
+                    fields=["externalId", *sorted(diff)],
                     method="PUT",
                     row=row,
                     values={**diff, "externalId": ext},
@@ -504,13 +504,13 @@ class Upserter:
             else:
                 if diff:
                     base.message += f"; {entity.name} fields cannot be updated: {sorted(diff)}"
-                base.fields = ["externalId"]
-                self._note_unwritten(base, decision)
-                self._write(
-                    entity=entity,
-                    parent=parent,
-                    pending=pending,
-                    outcome=base,
+                self._write_decided(
+                    entity,
+                    parent,
+                    pending,
+                    base,
+                    decision,
+                    fields=["externalId"],
                     method="PATCH",
                     row=row,
                     values={"externalId": ext},
@@ -549,6 +549,34 @@ class Upserter:
         )
 
     # --- writes --------------------------------------------------------------------
+
+    def _write_decided(
+        self,
+        entity: Entity,
+        parent: int,
+        pending: Pending,
+        outcome: RecordOutcome,
+        decision: Decision,
+        *,
+        fields: list[str],
+        method: str,
+        row: dict[str, Any],
+        values: dict[str, Any],
+        base: dict[str, Any],
+    ) -> None:
+        """Update or link an existing record: name the fields sent and those left, then send."""
+        outcome.fields = fields
+        self._note_unwritten(outcome, decision)
+        self._write(
+            entity=entity,
+            parent=parent,
+            pending=pending,
+            outcome=outcome,
+            method=method,
+            row=row,
+            values=values,
+            base=base,
+        )
 
     def _write(
         self,

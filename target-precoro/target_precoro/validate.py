@@ -92,7 +92,7 @@ def _check_scalar(kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError
         try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            datetime.fromisoformat(value)
         except ValueError:
             raise TypeError from None
         return value
