@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import ValidationFailed
-from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
+from precoro_client.registry import MAX_EXTERNAL_IDS, MODIFIED_SINCE_FORMAT, Entity, get
 
 from target_precoro.sqlite import open_db
 
@@ -287,7 +287,7 @@ class Index:
         store: IndexStore,
         client: PrecoroClient,
         *,
-        lookup_batch_size: int = 200,
+        lookup_batch_size: int = MAX_EXTERNAL_IDS,
         lookback: timedelta = timedelta(minutes=5),
         recheck: timedelta = timedelta(hours=24),
     ) -> None:

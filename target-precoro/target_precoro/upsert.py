@@ -26,7 +26,7 @@ from precoro_client.errors import (
     WriteOutcomeUnknown,
 )
 from precoro_client.forms import encode_record
-from precoro_client.registry import Entity, get
+from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 
 from target_precoro.index import Index
 from target_precoro.journal import Journal, OpenWrite
@@ -201,13 +201,13 @@ class Upserter:
         ext = pending.incoming.external_id
         if not given:
             why = "is missing: name the custom field by id or name (or set custom_fields)"
-            exc = InvalidRecord(entity.name, ext, "customFieldId", why)
+            exc = InvalidRecord(entity.name, ext, PARENT_ID_FIELD, why)
             self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
             return None
         found = self.index.custom_field_id(entity, given)
         if found is None:
             why = f"names no {entity.parent} field: {given!r}"
-            exc = InvalidRecord(entity.name, ext, "customFieldId", why)
+            exc = InvalidRecord(entity.name, ext, PARENT_ID_FIELD, why)
             self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
         return found
 
@@ -368,7 +368,7 @@ class Upserter:
         if not unmatched or not rules:
             return {}
         candidates = self.index.candidates(entity, parent)
-        matcher = Matcher(rules, candidates)
+        matcher = Matcher(entity, rules, candidates)
         claims = self.claims[(entity.name, parent)]
         results = matcher.match_all([p.incoming for p in unmatched], claims)
         for ext, match in results.items():
