@@ -1,4 +1,8 @@
-"""target-precoro: idempotent upsert by externalId into Precoro, with a report per run."""
+"""target-precoro: idempotent upsert by externalId into Precoro, with a report per run.
+
+The singer-sdk private members this target and `precoro_client.plugin_config` override
+or use, each with its reason, are listed in `target-precoro/SDK.md`.
+"""
 
 from __future__ import annotations
 
@@ -160,6 +164,7 @@ class LineNumberReader(SingerReader):
         self.waiting = False
         """True only while blocked reading the next line (a signal may then break out)."""
 
+    @override
     def process_lines(  # type: ignore[override]
         self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict[str, Any]], None]]
     ) -> Any:
@@ -432,9 +437,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
         return lock, None
 
     def _schema_of(self, stream: str) -> dict[str, Any] | None:
-        sink = self._sinks_active.get(stream)
-        return sink.schema if sink is not None else None
+        return self.get_sink(stream).schema if self.sink_exists(stream) else None
 
+    @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         """Only Precoro entities the target can write; anything else is a clear error."""
         if stream_name not in SUPPORTED_STREAMS:
@@ -445,6 +450,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
             raise UnknownStreamError(msg)
         return PrecoroSink
 
+    @override
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
         """Drain referenced streams first, so an item's supplier exists before the item."""
         ordered = sorted(sink_list, key=lambda s: DRAIN_RANK.get(s.stream_name, 0))
