@@ -6,6 +6,7 @@ or use, each with its reason, are listed in `target-precoro/SDK.md`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import os
@@ -174,8 +175,10 @@ class LineNumberReader(SingerReader):
         last-resort handler, which writes the report before exiting.
         """
         stats: Counter[str] = Counter()
+        source = file_input or self.default_input
+        decoded = _decoded(source)
         try:
-            lines = _bounded_lines(_decoded(file_input or self.default_input), MAX_LINE_CHARS)
+            lines = _bounded_lines(decoded, MAX_LINE_CHARS)
             while not self.stop_requested:
                 try:
                     try:
@@ -195,6 +198,12 @@ class LineNumberReader(SingerReader):
             if self.on_failure is None:
                 raise
             self.on_failure(exc)
+        finally:
+            if isinstance(decoded, io.TextIOWrapper) and decoded is not source:
+                # Taken off, not closed: closing (or garbage-collecting) the layer would
+                # close the caller's stream (stdin) under it.
+                with contextlib.suppress(ValueError):
+                    decoded.detach()
         return stats
 
     def _process_line(

@@ -70,12 +70,13 @@ class Run:
         config_path = self.folder / "config.json"
         config_path.write_text(json.dumps(self.config))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_PRECORO_")}
-        self.proc = subprocess.Popen(
-            [str(TARGET), "--config", str(config_path), "--input", str(self.input_path)],
-            stdout=self.stdout.open("wb"),
-            stderr=self.log.open("wb"),
-            env=env,
-        )
+        with self.stdout.open("wb") as out, self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [str(TARGET), "--config", str(config_path), "--input", str(self.input_path)],
+                stdout=out,
+                stderr=err,
+                env=env,
+            )
         return self
 
     def wait(self, timeout: float = 120) -> int:

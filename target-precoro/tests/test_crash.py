@@ -62,12 +62,13 @@ def test_apply_then_fail_never_duplicates(sandbox, tmp_path, capsys):
 
 def _start(config_path: Path, input_path: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_PRECORO_")}
-    return subprocess.Popen(
-        [str(TARGET), "--config", str(config_path), "--input", str(input_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        env=env,
-    )
+    with log.open("ab") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [str(TARGET), "--config", str(config_path), "--input", str(input_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
 
 
 class PostTrap:

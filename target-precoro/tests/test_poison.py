@@ -135,3 +135,19 @@ def test_an_error_while_draining_is_not_blamed_on_the_input_line(
     assert "OperationalError: disk I/O error" in result.summary["halted"]
     assert result.rejected() == []  # the lines were fine
     assert [(o["external_id"], o["outcome"]) for o in result.outcomes] == [("DE-0", "created")]
+
+
+def test_reading_leaves_the_callers_input_stream_open():
+    """The UTF-8 re-decoding layer is taken off after the run, not left to close stdin."""
+    import io
+
+    from target_precoro.target import LineNumberReader
+
+    raw = io.BytesIO(b'{"type": "STATE", "value": {}}\n')
+    source = io.TextIOWrapper(raw, encoding="utf-8")
+    seen: list[dict] = []
+    stats = LineNumberReader().process_lines(source, {"STATE": seen.append})
+    assert stats == {"STATE": 1}
+    assert seen == [{"type": "STATE", "value": {}}]
+    assert not raw.closed
+    source.close()

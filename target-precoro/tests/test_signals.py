@@ -64,13 +64,14 @@ class Run:
         self.log = tmp_path / "target.log"
         self.reports = Path(config["report_dir"])
         self.before = set(self.reports.iterdir()) if self.reports.exists() else set()
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self.log.open("ab"),
-            env=env,
-        )
+        with self.log.open("ab") as err:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+            )
         if pipe:
             assert self.proc.stdin is not None
             self.proc.stdin.write(text.encode())
