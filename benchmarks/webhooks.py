@@ -41,11 +41,10 @@ from precoro_sandbox.server import SandboxServer
 from tap_precoro.tap import TapPrecoro
 from tap_precoro.webhooks.inbox import SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
+from tap_precoro.webhooks.testing import SlowClientAttack
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "webhooks.json"
-sys.path.insert(0, str(ROOT / "tests" / "webhooks"))
-from slow_clients import SlowClientAttack  # noqa: E402  (shared with the receiver's tests)
 
 SECRET = "bench-secret-0123456789abcdef"
 CLIENT_THREADS = 16

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from typing_extensions import override
 
 from precoro_client.errors import ConfigError, PrecoroError
 from precoro_client.settings import PrecoroSettings
@@ -185,6 +186,7 @@ class FileAccountLock(AccountLock):
         self._lock: FileLock | None = None
 
     @property
+    @override
     def held(self) -> bool:
         """Whether this object holds the lock now."""
         return self._lock is not None and self._lock.is_locked
@@ -201,6 +203,7 @@ class FileAccountLock(AccountLock):
             self._lock = FileLock(self.path, mode=0o600, thread_local=False, fallback_to_soft=False)
         return self._lock
 
+    @override
     def try_acquire(self, wait_seconds: float, cancelled: Cancelled | None = None) -> bool:
         """Try for up to `wait_seconds` (or until `cancelled()`); on success record who holds it."""
         if self.held:
@@ -236,6 +239,7 @@ class FileAccountLock(AccountLock):
                 os.unlink(tmp)
             raise
 
+    @override
     def release(self) -> None:
         """Remove our holder info, then drop the OS lock."""
         lock = self._lock
@@ -249,6 +253,7 @@ class FileAccountLock(AccountLock):
         finally:
             lock.release(force=True)
 
+    @override
     def holder(self) -> LockHolder | None:
         """Holder info as written by the holder (None if absent or unreadable)."""
         try:

@@ -71,6 +71,7 @@ class PrecoroPlugin(PluginBase):
     """The config handling both Precoro plugins share (see the module docstring)."""
 
     @classproperty
+    @override
     def _env_var_config(cls) -> dict[str, Any]:
         """Settings from the environment; numeric ones are kept as text for our parser.
 

@@ -16,6 +16,16 @@ FieldType = Literal[
     "integer", "number", "string", "boolean", "date-time", "date", "object", "array"
 ]
 FilterOp = Literal["in", "eq", "bool", "has", "ge", "le", "since"]
+MatchAs = Literal["name", "email", "text", "code"]
+"""How values of a field compare when the target links records by it: `name` a company
+or person name (case, accents, punctuation, connectors and a trailing legal form
+ignored), `email` case ignored, `text` case, accents and punctuation ignored, `code`
+spacing ignored too (`DE 123-45` = `de12345`). Implemented by target's `normalise.py`."""
+
+MAX_EXTERNAL_IDS = 200
+"""Most `external_id[]` values Precoro accepts in one list call (fact sheet §2.6)."""
+PARENT_ID_FIELD = "customFieldId"
+"""The field of a custom-field option that holds the id of its field (the parent)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class Field:
     """Entity this object points at; written as `<name>[id]`."""
     items: FieldType | None = None
     """Element type of an array of scalars; written as repeated `<name>[]`."""
+    match_as: MatchAs = "code"
+    """How values compare when records are linked by this field (see `MatchAs`)."""
 
     @property
     def form_key(self) -> str:
@@ -223,18 +235,31 @@ SUPPLIERS = Entity(
     ),
     fields=(
         ID,
-        Field("name", "string", "Supplier's company name.", writable=True, required=True),
+        Field(
+            "name",
+            "string",
+            "Supplier's company name.",
+            writable=True,
+            required=True,
+            match_as="name",
+        ),
         Field("uniqueCode", "string", "Company-assigned supplier code.", writable=True),
         Field(
             "businessRegistrationNumber", "string", "Business registration number.", writable=True
         ),
-        Field("email", "string", "Main contact e-mail (assumption: a list field).", writable=True),
+        Field(
+            "email",
+            "string",
+            "Main contact e-mail (assumption: a list field).",
+            writable=True,
+            match_as="email",
+        ),
         Field("phone", "string", "Main phone number.", writable=True),
         Field("legalAddress", "string", "Street address.", writable=True),
-        Field("city", "string", "City.", writable=True),
+        Field("city", "string", "City.", writable=True, match_as="text"),
         Field("state", "string", "State or region.", writable=True),
         Field("postalCode", "string", "Postal code.", writable=True),
-        Field("country", "string", "Country name.", writable=True),
+        Field("country", "string", "Country name.", writable=True, match_as="text"),
         Field("currency", "string", "Default currency (ISO 4217).", writable=True),
         Field(
             "currencies",
@@ -277,7 +302,7 @@ ITEMS = Entity(
     ),
     fields=(
         ID,
-        Field("name", "string", "Item name.", writable=True, required=True),
+        Field("name", "string", "Item name.", writable=True, required=True, match_as="name"),
         Field("sku", "string", "Stock-keeping unit code.", writable=True),
         Field("description", "string", "Long description.", writable=True),
         Field("price", "number", "Unit price.", writable=True),
@@ -312,7 +337,7 @@ TAXES = Entity(
     filters=(BY_ID, BY_EXTERNAL_ID),
     fields=(
         ID,
-        Field("name", "string", "Tax name.", writable=True, required=True),
+        Field("name", "string", "Tax name.", writable=True, required=True, match_as="name"),
         Field("percent", "number", "Rate in percent.", writable=True, required=True),
         Field("value", "number", "Rate value as entered.", writable=True),
         Field("isWithholdingTax", "boolean", "True for a withholding tax.", writable=True),
@@ -335,7 +360,9 @@ PAYMENT_TERMS = Entity(
     filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
     fields=(
         ID,
-        Field("name", "string", "Payment term name.", writable=True, required=True),
+        Field(
+            "name", "string", "Payment term name.", writable=True, required=True, match_as="name"
+        ),
         Field("prepaymentPercent", "number", "Share paid before delivery.", writable=True),
         Field("postpaymentPercent", "number", "Share paid after invoicing.", writable=True),
         Field("creditPeriodDays", "integer", "Days until payment is due.", writable=True),
@@ -360,7 +387,7 @@ LOCATIONS = Entity(
     filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
     fields=(
         ID,
-        Field("name", "string", "Location name.", writable=True, required=True),
+        Field("name", "string", "Location name.", writable=True, required=True, match_as="name"),
         Field("uniqueCode", "string", "Company-assigned location code.", writable=True),
         Field("fullAddress", "string", "Postal address.", writable=True),
         Field("phone", "string", "Phone number.", writable=True),
@@ -384,8 +411,8 @@ LEGAL_ENTITIES = Entity(
     filters=(BY_ID, BY_EXTERNAL_ID),
     fields=(
         ID,
-        Field("name", "string", "Short name.", writable=True, required=True),
-        Field("fullName", "string", "Registered full name.", writable=True),
+        Field("name", "string", "Short name.", writable=True, required=True, match_as="name"),
+        Field("fullName", "string", "Registered full name.", writable=True, match_as="name"),
         Field("taxNumber", "string", "Tax id of the legal entity.", writable=True),
         Field("bankName", "string", "Bank name.", writable=True),
         Field("accountNumber", "string", "Bank account number.", writable=True),
@@ -404,7 +431,7 @@ USERS = Entity(
     filters=(BY_ID, BY_ENABLE),
     fields=(
         ID,
-        Field("email", "string", "Login e-mail."),
+        Field("email", "string", "Login e-mail.", match_as="email"),
         Field("firstname", "string", "First name."),
         Field("lastname", "string", "Last name."),
         Field("roles", "array", "Role names.", items="string"),
@@ -426,7 +453,7 @@ def _custom_field(name: str, label: str, webhook_type: int) -> Entity:
         filters=(BY_ID, BY_ENABLE),
         fields=(
             ID,
-            Field("name", "string", "Field name as shown in Precoro."),
+            Field("name", "string", "Field name as shown in Precoro.", match_as="name"),
             Field("type", "integer", "Field type code (drop-down, text, date...)."),
             Field("typeString", "string", "Field type label."),
             Field("required", "boolean", "True when the field must be filled."),
@@ -453,9 +480,9 @@ def _custom_field_options(name: str, parent: str, label: str) -> Entity:
         filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
         fields=(
             ID,
-            Field("name", "string", "Option name.", writable=True, required=True),
+            Field("name", "string", "Option name.", writable=True, required=True, match_as="name"),
             Field("code", "string", "Option code (e.g. a GL account number).", writable=True),
-            Field("customFieldId", "integer", "Id of the custom field the option belongs to."),
+            Field(PARENT_ID_FIELD, "integer", "Id of the custom field the option belongs to."),
             named_ref("parent", name, "parent option (dependent drop-downs)", writable=True),
             ENABLE,
             EXTERNAL_ID,
@@ -670,7 +697,7 @@ WAREHOUSES = Entity(
     filters=(BY_ID, BY_ENABLE),
     fields=(
         ID,
-        Field("name", "string", "Warehouse name."),
+        Field("name", "string", "Warehouse name.", match_as="name"),
         Field("uniqueCode", "string", "Company-assigned warehouse code."),
         Field("type", "integer", "Warehouse type code."),
         named_ref("location", "locations", "warehouse's location"),
@@ -689,7 +716,7 @@ BUDGETS = Entity(
     filters=(BY_ID,),
     fields=(
         ID,
-        Field("name", "string", "Budget name."),
+        Field("name", "string", "Budget name.", match_as="name"),
         Field("startDate", "date", "First day of the budget period."),
         Field("endDate", "date", "Last day of the budget period."),
         Field("sum", "number", "Budgeted amount."),
@@ -763,11 +790,3 @@ def get(name: str) -> Entity:
 def stored_collections() -> Iterator[Entity]:
     """Entities that own their records (views such as credit notes excluded)."""
     return (entity for entity in ENTITIES if entity.storage is None)
-
-
-def webhook_entity(type_code: int) -> Entity | None:
-    """The entity whose changes a webhook `type` code announces (views excluded)."""
-    for entity in stored_collections():
-        if entity.webhook_type == type_code:
-            return entity
-    return None

@@ -1,7 +1,7 @@
 """Classifying a Precoro HTTP response into the exception it means (or None).
 
-Shared by `PrecoroClient` and the tap's `validate_response`, so both read 401s,
-429s and validation errors the same way.
+Used by `PrecoroClient`, through which every call of the tap and the target goes, so
+401s, 429s and validation errors are read one way.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from typing_extensions import override
+
 MASK = "***"
 
 _lock = threading.Lock()
@@ -77,6 +79,7 @@ def scrub(text: str) -> str:
 class ScrubFilter(logging.Filter):
     """Logging filter that removes registered secrets from the formatted message."""
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message in place; never drops a record."""
         message = record.getMessage()

@@ -164,6 +164,8 @@ def test_kill_9_of_the_holder_releases_the_lock(make_settings, ledger, token):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
     # The kernel dropped the flock with the process; its stale holder info is replaced.
     lock.acquire(0)
     assert lock.holder().pid == os.getpid()

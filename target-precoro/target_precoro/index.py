@@ -24,7 +24,6 @@ Precoro id. How it stays correct without re-reading whole collections:
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -36,7 +35,9 @@ from urllib.parse import urlencode
 
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import ValidationFailed
-from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
+from precoro_client.registry import MAX_EXTERNAL_IDS, MODIFIED_SINCE_FORMAT, Entity, get
+
+from target_precoro.sqlite import open_db
 
 PAGE_SIZE = 200
 MAX_LOOKUP_QUERY_BYTES = 7200
@@ -118,10 +119,7 @@ class IndexStore:
         and ends in a false `conflict`. Bases an older version kept in this file are
         moved there once. Without `bases` (a locked-out run) they stay in this file.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+        self.db = open_db(path, _SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
         if "confirmed" not in columns:  # an index written before rechecks: all are due
             self.db.execute("ALTER TABLE records ADD COLUMN confirmed REAL")
@@ -289,7 +287,7 @@ class Index:
         store: IndexStore,
         client: PrecoroClient,
         *,
-        lookup_batch_size: int = 200,
+        lookup_batch_size: int = MAX_EXTERNAL_IDS,
         lookback: timedelta = timedelta(minutes=5),
         recheck: timedelta = timedelta(hours=24),
     ) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from target_precoro.settings import account_file
+from target_precoro.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -79,12 +80,8 @@ class Journal:
 
     def __init__(self, path: Path, run_id: str) -> None:
         """Open (and create) the journal file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        self.db = open_db(path, _SCHEMA, durable=True)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(journal)")}
         if "sent_by" not in columns:  # a journal written before sent_by existed
             self.db.execute("ALTER TABLE journal ADD COLUMN sent_by REAL")

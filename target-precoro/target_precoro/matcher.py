@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from precoro_client.registry import Entity, Field
+
 from target_precoro.normalise import normalise_value
 from target_precoro.validate import Incoming
 
@@ -43,10 +45,10 @@ class Match:
         return "no Precoro record matches"
 
 
-def _key(rule: Rule, values: Mapping[str, Any]) -> tuple[str, ...] | None:
+def _key(rule: tuple[Field, ...], values: Mapping[str, Any]) -> tuple[str, ...] | None:
     parts = []
-    for name in rule:
-        part = normalise_value(name, values.get(name))
+    for spec in rule:
+        part = normalise_value(spec, values.get(spec.name))
         if part is None:
             return None
         parts.append(part)
@@ -56,23 +58,26 @@ def _key(rule: Rule, values: Mapping[str, Any]) -> tuple[str, ...] | None:
 class Matcher:
     """Indexes candidates once per rule, then matches any number of records."""
 
-    def __init__(self, rules: Sequence[Rule], candidates: Iterable[dict[str, Any]]) -> None:
+    def __init__(
+        self, entity: Entity, rules: Sequence[Rule], candidates: Iterable[dict[str, Any]]
+    ) -> None:
         """Build one lookup table per rule over the (unlinked) candidates."""
         self.rules = tuple(rules)
+        self._specs = [tuple(entity.field(name) for name in rule) for rule in self.rules]
         self._tables: list[dict[tuple[str, ...], list[dict[str, Any]]]] = []
         pool = [c for c in candidates if not c.get("externalId")]
-        for rule in self.rules:
+        for specs in self._specs:
             table: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             for candidate in pool:
-                key = _key(rule, candidate)
+                key = _key(specs, candidate)
                 if key is not None:
                     table[key].append(candidate)
             self._tables.append(table)
 
     def match_one(self, incoming: Incoming) -> Match:
         """The first rule that finds anything decides."""
-        for rule, table in zip(self.rules, self._tables, strict=True):
-            key = _key(rule, incoming.keys)
+        for rule, specs, table in zip(self.rules, self._specs, self._tables, strict=True):
+            key = _key(specs, incoming.keys)
             if key is None:
                 continue
             found = table.get(key, [])

@@ -2,14 +2,18 @@
 
 `"ACME  Gmbh."`, `"acme gmbh"` and `"Acme"` all normalise to `acme`: case, accents,
 spacing and punctuation are folded, and legal-form suffixes dropped, so an ERP's
-vendor list matches the names users typed into Precoro.
+vendor list matches the names users typed into Precoro. Which normaliser a field gets
+is the registry's `Field.match_as`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
+
+from precoro_client.registry import Field, MatchAs
 
 LEGAL_SUFFIXES: frozenset[str] = frozenset(
     {
@@ -69,8 +73,17 @@ def normalise_code(text: str) -> str:
     return "".join(fold(text).split(" "))
 
 
-def normalise_value(field: str, value: Any) -> str | None:
-    """Comparable form of one field value; None when empty (never matches)."""
+NORMALISERS: dict[MatchAs, Callable[[str], str]] = {
+    "name": normalise_name,
+    "email": str.casefold,
+    "text": fold,
+    "code": normalise_code,
+}
+"""One normaliser per kind of field; the registry says which kind each field is."""
+
+
+def normalise_value(spec: Field, value: Any) -> str | None:
+    """Comparable form of one value of the field `spec`; None when empty (never matches)."""
     if value is None:
         return None
     if isinstance(value, dict):
@@ -80,12 +93,4 @@ def normalise_value(field: str, value: Any) -> str | None:
     text = str(value).strip()
     if not text:
         return None
-    if field in ("name", "fullName"):
-        result = normalise_name(text)
-    elif field == "email":
-        result = text.casefold()
-    elif field in ("country", "city"):
-        result = fold(text)
-    else:
-        result = normalise_code(text)
-    return result or None
+    return NORMALISERS[spec.match_as](text) or None

@@ -37,7 +37,7 @@ def _instant(value: Any) -> str:
     if value in (None, ""):
         return ""
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value))
     except ValueError:
         return str(value)
     return parsed.isoformat() if parsed.tzinfo is None else str(parsed.timestamp())

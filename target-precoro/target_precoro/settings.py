@@ -15,7 +15,7 @@ from typing import Any, Literal
 from precoro_client.account_lock import LOCK_PREFIX
 from precoro_client.errors import ConfigError
 from precoro_client.numbers import NumberRule, parse_number
-from precoro_client.registry import Entity, get
+from precoro_client.registry import MAX_EXTERNAL_IDS, PARENT_ID_FIELD, Entity, get
 from precoro_client.settings import state_home
 from singer_sdk import typing as th
 
@@ -26,8 +26,6 @@ Mode = Literal["upsert", "update_only", "insert_only"]
 MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
 LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
-MAX_LOOKUP_IDS = 200
-"""Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
 DEFAULT_LOCK_WAIT_SECONDS = 300
 """Long enough for a run that is just finishing (a retry or a manual run started beside
 a scheduled one), short against an orchestrator's task timeout."""
@@ -45,7 +43,7 @@ that long after the POST left and still finding nothing means it was not applied
 
 NUMBER_RULES: dict[str, NumberRule] = {
     "max_failures": NumberRule(integer=True, minimum=0),
-    "lookup_batch_size": NumberRule(integer=True, minimum=1, maximum=MAX_LOOKUP_IDS),
+    "lookup_batch_size": NumberRule(integer=True, minimum=1, maximum=MAX_EXTERNAL_IDS),
     "lookback_minutes": NumberRule(integer=False, minimum=0, maximum=10_080),
     "lock_wait_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
     "write_settle_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
@@ -160,8 +158,8 @@ TARGET_PROPERTIES = th.PropertiesList(
     th.Property(
         "lookup_batch_size",
         NUMBER_RULES["lookup_batch_size"].json_type(),
-        default=MAX_LOOKUP_IDS,
-        description="externalIds per `external_id[]` look-up call (1-200).",
+        default=MAX_EXTERNAL_IDS,
+        description=f"externalIds per `external_id[]` look-up call (1-{MAX_EXTERNAL_IDS}).",
     ),
     th.Property(
         "lookback_minutes",
@@ -227,8 +225,8 @@ TARGET_PROPERTIES = th.PropertiesList(
         th.ObjectType(additional_properties=th.StringType),
         description=(
             "Default custom field per options stream, by id or name, e.g. "
-            '{"itemcustomfieldoptions": "GL Account"}; a record\'s `customFieldId` '
-            "(id or name) wins."
+            '{"itemcustomfieldoptions": "GL Account"}; a record\'s '
+            f"`{PARENT_ID_FIELD}` (id or name) wins."
         ),
     ),
 )
@@ -248,7 +246,7 @@ class TargetSettings:
     unknown_fields: str = "error"
     max_failures: int = 0
     write_error_log: bool = False
-    lookup_batch_size: int = MAX_LOOKUP_IDS
+    lookup_batch_size: int = MAX_EXTERNAL_IDS
     lookback_minutes: float = 5.0
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
     write_settle_seconds: float = float(WRITE_SETTLE_SECONDS)
@@ -285,7 +283,7 @@ class TargetSettings:
             msg = f"unknown_fields {unknown!r} is unknown; use error or ignore"
             raise ConfigError("unknown_fields", msg)
         max_failures = int(_number(config, "max_failures", 0))
-        batch = int(_number(config, "lookup_batch_size", MAX_LOOKUP_IDS))
+        batch = int(_number(config, "lookup_batch_size", MAX_EXTERNAL_IDS))
         lock_wait = _number(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
         lookback = _number(config, "lookback_minutes", 5)
         settle = _number(config, "write_settle_seconds", WRITE_SETTLE_SECONDS)

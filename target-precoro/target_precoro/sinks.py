@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.sinks import BatchSink
+from typing_extensions import override
 
 from target_precoro.streams import SUPPORTED_STREAMS
 from target_precoro.upsert import Item
@@ -39,6 +40,7 @@ class PrecoroSink(BatchSink):
         self.staged: list[Item] = []
         """Records read but not yet given an outcome, in input order (for STATE and stops)."""
 
+    @override
     def get_validator(self) -> None:
         """No SDK schema validation; `validate.py` reports problems per record.
 
@@ -47,13 +49,16 @@ class PrecoroSink(BatchSink):
         """
         return
 
+    @override
     def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
         """Keep values exactly as sent (no datetime parsing that could end the run)."""
         return record
 
+    @override
     def _singer_validate_message(self, record: dict[str, Any]) -> None:
         """A record without its key (externalId) is reported `invalid`, not fatal."""
 
+    @override
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         """Stage the record with its input line number."""
         item = Item(copy.deepcopy(record), self.precoro_target.current_line)
@@ -68,6 +73,7 @@ class PrecoroSink(BatchSink):
                 return item.line or 0
         return None
 
+    @override
     def process_batch(self, context: dict[str, Any]) -> None:
         """Upsert the batch; stop the run at once after a 401/403 or an unexpected error."""
         items: list[Item] = context.get("records", [])

@@ -1,7 +1,12 @@
-"""target-precoro: idempotent upsert by externalId into Precoro, with a report per run."""
+"""target-precoro: idempotent upsert by externalId into Precoro, with a report per run.
+
+The singer-sdk private members this target and `precoro_client.plugin_config` override
+or use, each with its reason, are listed in `target-precoro/SDK.md`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import os
@@ -162,6 +167,7 @@ class LineNumberReader(SingerReader):
         self.waiting = False
         """True only while blocked reading the next line (a signal may then break out)."""
 
+    @override
     def process_lines(  # type: ignore[override]
         self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict[str, Any]], None]]
     ) -> Any:
@@ -173,8 +179,10 @@ class LineNumberReader(SingerReader):
         stats: Counter[str] = Counter()
         if self.on_start is not None:
             self.on_start()
+        source = file_input or self.default_input
+        decoded = _decoded(source)
         try:
-            lines = _bounded_lines(_decoded(file_input or self.default_input), MAX_LINE_CHARS)
+            lines = _bounded_lines(decoded, MAX_LINE_CHARS)
             while not self.stop_requested:
                 try:
                     try:
@@ -194,6 +202,12 @@ class LineNumberReader(SingerReader):
             if self.on_failure is None:
                 raise
             self.on_failure(exc)
+        finally:
+            if isinstance(decoded, io.TextIOWrapper) and decoded is not source:
+                # Taken off, not closed: closing (or garbage-collecting) the layer would
+                # close the caller's stream (stdin) under it.
+                with contextlib.suppress(ValueError):
+                    decoded.detach()
         return stats
 
     def _process_line(
@@ -456,9 +470,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
         return lock, None
 
     def _schema_of(self, stream: str) -> dict[str, Any] | None:
-        sink = self._sinks_active.get(stream)
-        return sink.schema if sink is not None else None
+        return self.get_sink(stream).schema if self.sink_exists(stream) else None
 
+    @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         """Only Precoro entities the target can write; anything else is a clear error."""
         if stream_name not in SUPPORTED_STREAMS:
@@ -469,6 +483,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
             raise UnknownStreamError(msg)
         return PrecoroSink
 
+    @override
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
         """Drain referenced streams first, so an item's supplier exists before the item."""
         ordered = sorted(sink_list, key=lambda s: DRAIN_RANK.get(s.stream_name, 0))

@@ -27,7 +27,7 @@ from precoro_client.errors import (
     WriteOutcomeUnknown,
 )
 from precoro_client.forms import encode_record
-from precoro_client.registry import Entity, get
+from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 
 from target_precoro.index import Index
 from target_precoro.journal import Journal, OpenWrite
@@ -207,13 +207,13 @@ class Upserter:
         ext = pending.incoming.external_id
         if not given:
             why = "is missing: name the custom field by id or name (or set custom_fields)"
-            exc = InvalidRecord(entity.name, ext, "customFieldId", why)
+            exc = InvalidRecord(entity.name, ext, PARENT_ID_FIELD, why)
             self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
             return None
         found = self.index.custom_field_id(entity, given)
         if found is None:
             why = f"names no {entity.parent} field: {given!r}"
-            exc = InvalidRecord(entity.name, ext, "customFieldId", why)
+            exc = InvalidRecord(entity.name, ext, PARENT_ID_FIELD, why)
             self._emit(pending.item, RecordOutcome(entity.name, ext, "invalid", message=str(exc)))
         return found
 
@@ -374,7 +374,7 @@ class Upserter:
         if not unmatched or not rules:
             return {}
         candidates = self.index.candidates(entity, parent)
-        matcher = Matcher(rules, candidates)
+        matcher = Matcher(entity, rules, candidates)
         claims = self.claims[(entity.name, parent)]
         results = matcher.match_all([p.incoming for p in unmatched], claims)
         for ext, match in results.items():
@@ -460,13 +460,13 @@ class Upserter:
             self._emit(pending.item, base)
             return
         base.outcome = "updated"
-        base.fields = sorted(diff)
-        self._note_unwritten(base, decision)
-        self._write(
-            entity=entity,
-            parent=parent,
-            pending=pending,
-            outcome=base,
+        self._write_decided(
+            entity,
+            parent,
+            pending,
+            base,
+            decision,
+            fields=sorted(diff),
             method="PUT",
             row=row,
             values=diff,
@@ -495,13 +495,13 @@ class Upserter:
             diff = decision.write
             base.message = match.describe()
             if diff and can_update(entity):
-                base.fields = ["externalId", *sorted(diff)]
-                self._note_unwritten(base, decision)
-                self._write(
-                    entity=entity,
-                    parent=parent,
-                    pending=pending,
-                    outcome=base,
+                self._write_decided(
+                    entity,
+                    parent,
+                    pending,
+                    base,
+                    decision,
+                    fields=["externalId", *sorted(diff)],
                     method="PUT",
                     row=row,
                     values={**diff, "externalId": ext},
@@ -510,13 +510,13 @@ class Upserter:
             else:
                 if diff:
                     base.message += f"; {entity.name} fields cannot be updated: {sorted(diff)}"
-                base.fields = ["externalId"]
-                self._note_unwritten(base, decision)
-                self._write(
-                    entity=entity,
-                    parent=parent,
-                    pending=pending,
-                    outcome=base,
+                self._write_decided(
+                    entity,
+                    parent,
+                    pending,
+                    base,
+                    decision,
+                    fields=["externalId"],
                     method="PATCH",
                     row=row,
                     values={"externalId": ext},
@@ -555,6 +555,34 @@ class Upserter:
         )
 
     # --- writes --------------------------------------------------------------------
+
+    def _write_decided(
+        self,
+        entity: Entity,
+        parent: int,
+        pending: Pending,
+        outcome: RecordOutcome,
+        decision: Decision,
+        *,
+        fields: list[str],
+        method: str,
+        row: dict[str, Any],
+        values: dict[str, Any],
+        base: dict[str, Any],
+    ) -> None:
+        """Update or link an existing record: name the fields sent and those left, then send."""
+        outcome.fields = fields
+        self._note_unwritten(outcome, decision)
+        self._write(
+            entity=entity,
+            parent=parent,
+            pending=pending,
+            outcome=outcome,
+            method=method,
+            row=row,
+            values=values,
+            base=base,
+        )
 
     def _write(
         self,

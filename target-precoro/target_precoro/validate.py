@@ -14,10 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from precoro_client.registry import Entity, Field
-
-PARENT_FIELD = "customFieldId"
-"""On options streams: the custom field the option belongs to, by id or by name."""
+from precoro_client.registry import PARENT_ID_FIELD, Entity, Field
 
 
 class InvalidRecord(ValueError):
@@ -92,7 +89,7 @@ def _check_scalar(kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError
         try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            datetime.fromisoformat(value)
         except ValueError:
             raise TypeError from None
         return value
@@ -144,7 +141,7 @@ def validate_record(entity: Entity, record: dict[str, Any], *, unknown_fields: s
     for name, value in record.items():
         if name == "externalId" or name.startswith("_sdc_"):
             continue
-        if name == PARENT_FIELD and entity.parent is not None:
+        if name == PARENT_ID_FIELD and entity.parent is not None:
             if value not in (None, ""):
                 if isinstance(value, bool) or not isinstance(value, int | str):
                     why = "must be the custom field's id or name"

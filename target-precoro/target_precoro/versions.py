@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from target_precoro.sqlite import open_db
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS written (
     stream TEXT NOT NULL,
@@ -71,11 +73,8 @@ class VersionStore:
 
     def __init__(self, path: Path) -> None:
         """Open (and create) the store."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+        self.db = open_db(path, _SCHEMA)
         self._pending: dict[tuple[str, str], Origin] = {}
 
     def adopt(self, legacy: Path) -> int:

@@ -1,14 +1,10 @@
-"""Fixtures for target-precoro tests; helpers live in `target_helpers` (importable here)."""
+"""Fixtures for target-precoro tests; helpers live in `target_precoro.testing`."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)

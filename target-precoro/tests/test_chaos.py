@@ -38,9 +38,9 @@ import pytest
 from precoro_client.account_lock import LockHolder, account_lock
 from precoro_client.settings import PrecoroSettings
 from precoro_sandbox.testing import START
-from target_helpers import api_records, make_config, run_target, schema_line
 from target_precoro.report import WRITTEN
 from target_precoro.settings import WRITE_SETTLE_SECONDS
+from target_precoro.testing import api_records, make_config, run_target, schema_line
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 PREFIX = "CHAOS"
@@ -114,12 +114,13 @@ class Pipeline:
         (run_dir / "input.singer").write_text(erp.tap_output(self.bookmark))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_PRECORO_")}
         args = [str(TARGET), "--config", str(run_dir / "config.json")]
-        self.proc = subprocess.Popen(
-            [*args, "--input", str(run_dir / "input.singer")],
-            stdout=(run_dir / "stdout.jsonl").open("wb"),
-            stderr=(run_dir / "stderr.log").open("wb"),
-            env=env,
-        )
+        with (
+            (run_dir / "stdout.jsonl").open("wb") as out,
+            (run_dir / "stderr.log").open("wb") as err,
+        ):
+            self.proc = subprocess.Popen(
+                [*args, "--input", str(run_dir / "input.singer")], stdout=out, stderr=err, env=env
+            )
         self._run_dir = run_dir
         self._before = set(self._reports_dir.iterdir()) if self._reports_dir.exists() else set()
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from precoro_client.account_lock import WAITING_LOG, account_lock
 from precoro_client.settings import PrecoroSettings
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.target import EXIT_LOCKED
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 PREFIX = "LOCK"
@@ -70,12 +70,13 @@ class Run:
         config_path = self.folder / "config.json"
         config_path.write_text(json.dumps(self.config))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_PRECORO_")}
-        self.proc = subprocess.Popen(
-            [str(TARGET), "--config", str(config_path), "--input", str(self.input_path)],
-            stdout=self.stdout.open("wb"),
-            stderr=self.log.open("wb"),
-            env=env,
-        )
+        with self.stdout.open("wb") as out, self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [str(TARGET), "--config", str(config_path), "--input", str(self.input_path)],
+                stdout=out,
+                stderr=err,
+                env=env,
+            )
         return self
 
     def wait(self, timeout: float = 120) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 
 from precoro_sandbox.testing import client
-from target_helpers import (
+from target_precoro.settings import INDEX_RECHECK_HOURS
+from target_precoro.testing import (
     api_records,
     make_config,
     rows_per_external_id,
@@ -17,7 +18,6 @@ from target_helpers import (
     singer,
     suppliers,
 )
-from target_precoro.settings import INDEX_RECHECK_HOURS
 
 PREFIX = "RECHECK"
 

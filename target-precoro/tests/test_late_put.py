@@ -20,8 +20,8 @@ from typing import Any
 
 from precoro_client.settings import PrecoroSettings
 from precoro_sandbox.testing import START
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.settings import WRITE_SETTLE_SECONDS
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 EXT = "LATEPUT-1"

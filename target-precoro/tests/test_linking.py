@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import requests
-from target_helpers import api_records, make_config, run_target, singer
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 # Generated sandbox suppliers (seed 42) without externalId, as the sandbox builds them.
 MULLER = 10000001  # "Müller & Söhne GmbH", Germany, BRN 11936868
@@ -161,3 +161,26 @@ def test_name_normalisation_folds_connectors_and_legal_suffixes():
     assert normalise_name("Müller & Söhne GmbH") == normalise_name("MULLER UND SOHNE")
     assert normalise_name("Apex Components S.A.") == normalise_name("apex components sa")
     assert normalise_name("Apex Components") != normalise_name("Apex Component Works")
+
+
+def test_each_field_is_compared_the_way_the_registry_says():
+    from precoro_client.registry import ENTITIES, get
+    from target_precoro.matcher import Matcher
+    from target_precoro.normalise import NORMALISERS
+    from target_precoro.validate import Incoming
+
+    assert {spec.match_as for entity in ENTITIES for spec in entity.fields} <= set(NORMALISERS)
+    suppliers = get("suppliers")
+    assert suppliers.field("name").match_as == "name"
+    assert suppliers.field("city").match_as == "text"
+    assert suppliers.field("businessRegistrationNumber").match_as == "code"
+    candidates = [
+        {"id": 1, "name": "Acme GmbH", "city": "Saint-Étienne", "businessRegistrationNumber": "x"},
+        {"id": 2, "name": "Other", "city": "Lyon", "businessRegistrationNumber": "DE 123-45"},
+    ]
+    rules = [("businessRegistrationNumber",), ("name", "city")]
+    matcher = Matcher(suppliers, rules, candidates)
+    by_code = Incoming("suppliers", "E-1", {}, keys={"businessRegistrationNumber": "de12345"})
+    by_name = Incoming("suppliers", "E-2", {}, keys={"name": "ACME", "city": "saint etienne"})
+    assert matcher.match_one(by_code).candidate_ids == [2]
+    assert matcher.match_one(by_name).candidate_ids == [1]

@@ -9,8 +9,8 @@ import math
 from collections import Counter
 from urllib.parse import urlencode
 
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.index import MAX_LOOKUP_QUERY_BYTES, PAGING_BYTES
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 PREFIX = "LONG"
 N = 200

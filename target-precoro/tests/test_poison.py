@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from target_helpers import api_records, make_config, run_target, schema_line
 from target_precoro.target import MAX_LINE_CHARS, MAX_NESTING
+from target_precoro.testing import api_records, make_config, run_target, schema_line
 
 
 def _record(ext: str, name: str = "Valid Vendor") -> str:
@@ -135,3 +135,19 @@ def test_an_error_while_draining_is_not_blamed_on_the_input_line(
     assert "OperationalError: disk I/O error" in result.summary["halted"]
     assert result.rejected() == []  # the lines were fine
     assert [(o["external_id"], o["outcome"]) for o in result.outcomes] == [("DE-0", "created")]
+
+
+def test_reading_leaves_the_callers_input_stream_open():
+    """The UTF-8 re-decoding layer is taken off after the run, not left to close stdin."""
+    import io
+
+    from target_precoro.target import LineNumberReader
+
+    raw = io.BytesIO(b'{"type": "STATE", "value": {}}\n')
+    source = io.TextIOWrapper(raw, encoding="utf-8")
+    seen: list[dict] = []
+    stats = LineNumberReader().process_lines(source, {"STATE": seen.append})
+    assert stats == {"STATE": 1}
+    assert seen == [{"type": "STATE", "value": {}}]
+    assert not raw.closed
+    source.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from target_helpers import api_records, make_config, run_target, singer
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 
 def _vendor(ext: str, version: int) -> dict[str, Any]:

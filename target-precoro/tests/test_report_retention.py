@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from precoro_client.errors import ConfigError
-from target_helpers import make_config, run_target, singer
 from target_precoro.settings import TargetSettings
+from target_precoro.testing import make_config, run_target, singer
 
 RECORDS = [{"externalId": "RET-1", "name": "Retention Supplier", "country": "US"}]
 

@@ -34,8 +34,8 @@ from singer_sdk.testing.runners import TargetTestRunner
 from singer_sdk.testing.suites import SingerTestSuite
 from singer_sdk.testing.target_tests import TargetCliPrintsTest
 from singer_sdk.testing.templates import TargetFileTestTemplate
-from target_helpers import api_records, make_config
 from target_precoro.target import TargetPrecoro
+from target_precoro.testing import api_records, make_config
 
 DATA = Path(__file__).parent / "data_files"
 

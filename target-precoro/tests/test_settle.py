@@ -12,14 +12,14 @@ import time
 from collections import Counter
 
 import pytest
-from target_helpers import (
+from target_precoro.settings import WRITE_SETTLE_SECONDS
+from target_precoro.testing import (
     make_config,
     rows_per_external_id,
     run_target,
     singer,
     suppliers,
 )
-from target_precoro.settings import WRITE_SETTLE_SECONDS
 
 PREFIX = "SETTLE"
 MARGIN = 2

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from precoro_client.settings import PrecoroSettings
 from precoro_sandbox.testing import START
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.journal import Journal, journal_path
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 PREFIX = "SHJ"
@@ -79,13 +79,14 @@ def test_killed_holder_with_a_late_post_in_flight_is_not_duplicated_from_another
     (folder / "config.json").write_text(json.dumps(first))
     (folder / "input.singer").write_text(singer("suppliers", _records(), {"done": True}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_PRECORO_")}
-    proc = subprocess.Popen(
-        [str(TARGET), "--config", str(folder / "config.json"), "--input",
-         str(folder / "input.singer")],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "stderr.log").open("wb"),
-        env=env,
-    )  # fmt: skip
+    with (folder / "stderr.log").open("wb") as err:
+        proc = subprocess.Popen(
+            [str(TARGET), "--config", str(folder / "config.json"), "--input",
+             str(folder / "input.singer")],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )  # fmt: skip
     deadline = time.monotonic() + 60
     while sb.admin.faults()["rules"][1]["fired"] < 1:
         assert proc.poll() is None, (folder / "stderr.log").read_text()

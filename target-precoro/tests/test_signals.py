@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from target_helpers import api_records, make_config, schema_line
+from target_precoro.testing import api_records, make_config, schema_line
 
 TARGET = Path(sys.executable).with_name("target-precoro")
 N_RECORDS = 300
@@ -64,13 +64,14 @@ class Run:
         self.log = tmp_path / "target.log"
         self.reports = Path(config["report_dir"])
         self.before = set(self.reports.iterdir()) if self.reports.exists() else set()
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self.log.open("ab"),
-            env=env,
-        )
+        with self.log.open("ab") as err:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+            )
         if pipe:
             assert self.proc.stdin is not None
             self.proc.stdin.write(text.encode())
@@ -203,7 +204,7 @@ def test_sigterm_while_waiting_for_input_stops_at_once(sandbox, tmp_path):
 
 def test_state_stops_before_the_first_unfinished_record_across_streams(sandbox, tmp_path, capsys):
     """STATE at line n promises every record before n is final, whichever stream it is in."""
-    from target_helpers import run_target
+    from target_precoro.testing import run_target
 
     def line(kind: str, **body: Any) -> str:
         return json.dumps({"type": kind, **body})

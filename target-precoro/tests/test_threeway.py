@@ -13,8 +13,8 @@ import requests
 from precoro_client.errors import ConfigError
 from precoro_client.forms import encode_record
 from precoro_client.registry import get
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.settings import TargetSettings
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 SUPPLIERS = get("suppliers")
 

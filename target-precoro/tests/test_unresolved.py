@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from precoro_sandbox.testing import START
-from target_helpers import make_config, run_target, singer
+from target_precoro.testing import make_config, run_target, singer
 
 PREFIX = "UNRES"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from target_helpers import api_records, make_config, run_target, singer
 from target_precoro.settings import WRITE_SETTLE_SECONDS
+from target_precoro.testing import api_records, make_config, run_target, singer
 
 
 def _vendors(n: int, prefix: str = "ERP") -> list[dict]:

@@ -12,8 +12,8 @@ import pytest
 from precoro_sandbox.server import SandboxServer
 from tap_precoro.webhooks.inbox import SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
+from tap_precoro.webhooks.testing import TEST_SECRET as SECRET
 
-SECRET = "test-secret-0123456789abcdef"
 FAST_RETRIES = (0.05, 0.1)
 """Sandbox webhook retry delays: a dead receiver is given up on within ~0.2 s."""
 

@@ -45,7 +45,7 @@ from precoro_client.numbers import NumberRule, parse_number
 from typing_extensions import override
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 logger = logging.getLogger("tap_precoro.webhooks")
@@ -191,7 +191,24 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         self.limits = limits
         self.stats = stats
         self._full_logged = False
+        self._stop_requested = False
         super().__init__(*args, **kwargs)
+
+    def request_stop(self) -> None:
+        """Ask the serving loop to end; safe from any thread, `run()` then returns.
+
+        The loop thread itself ends the loop (see `readable`): closing sockets from
+        another thread while it polls them would race with it.
+        """
+        self._stop_requested = True
+        self.pull_trigger()  # wake the loop from its poll at once
+
+    def close_all(self) -> None:
+        """Once the loop has stopped: end the workers, close every connection and socket."""
+        self.task_dispatcher.shutdown()
+        for channel in list(self.active_channels.values()):
+            channel.handle_close()
+        self.close()  # the listening socket and the wake-up pipe
 
     @override
     def maintenance(self, now: float) -> None:
@@ -215,7 +232,13 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
 
     @override
     def readable(self) -> bool:
-        """Accept unless full; when full, first close the longest-waiting unfinished one."""
+        """Accept unless full; when full, first close the longest-waiting unfinished one.
+
+        Called by the loop before each poll, so it is where a stop request ends the
+        loop: waitress's `run()` returns on SystemExit, as on Ctrl-C.
+        """
+        if self._stop_requested:
+            raise SystemExit
         now = time.time()
         if now >= self.next_channel_cleanup:
             self.next_channel_cleanup = now + CHECK_INTERVAL
@@ -274,8 +297,8 @@ def _raise_descriptor_limit(limits: ServerLimits, listeners: int) -> None:
 
 def create_guarded_server(
     app: Any, *, limits: ServerLimits, stats: GuardStats, **adjustments: Any
-) -> Any:
-    """Like `waitress.create_server` for TCP, with `GuardedServer` on every address."""
+) -> GuardedServer:
+    """Like `waitress.create_server` for one TCP address, with `GuardedServer`."""
     adj = Adjustments(
         threads=limits.threads,
         connection_limit=limits.connection_limit,
@@ -285,23 +308,23 @@ def create_guarded_server(
         asyncore_use_poll=True,
         **adjustments,
     )
-    _raise_descriptor_limit(limits, len(adj.listen))
+    if len(adj.listen) != 1:
+        where = [f"{host}:{port}" for _, _, _, (host, port, *_) in adj.listen]
+        msg = f"the receiver listens on one address; {adjustments.get('host')!r} gives {where}"
+        raise ValueError(msg)
+    _raise_descriptor_limit(limits, 1)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
-    socket_map: dict[int, Any] = {}
-    servers = [
-        GuardedServer(
+    try:
+        return GuardedServer(
             app,
-            socket_map,
+            {},
             dispatcher=dispatcher,
             adj=adj,
-            sockinfo=sockinfo,
+            sockinfo=adj.listen[0],
             limits=limits,
             stats=stats,
         )
-        for sockinfo in adj.listen
-    ]
-    if len(servers) == 1:
-        return servers[0]
-    effective = [(s.effective_host, s.effective_port) for s in servers]
-    return MultiSocketServer(socket_map, adj, effective, dispatcher, servers[-1].log_info)
+    except BaseException:  # e.g. the port is taken: no worker thread may outlive it
+        dispatcher.shutdown()
+        raise

@@ -231,7 +231,7 @@ class Receiver:
         # waitress warns "Task queue depth is N" whenever requests wait for a worker:
         # normal under a burst of webhooks, and it would flood the log.
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        self.server: Any = create_guarded_server(
+        self.server = create_guarded_server(
             self.app,
             limits=self.limits,
             stats=self.guard,
@@ -311,22 +311,9 @@ class Receiver:
         self._closed = True
         self._stop.set()
         if self._thread is not None:
-            from waitress import wasyncore
-
-            server = self.server
-            trigger = server.trigger
-            # Not `trigger.pull_trigger(thunk)`: it queues the thunk, releases the lock,
-            # then writes the wake-up byte, and a loop woken meanwhile (by a worker) may
-            # run the thunk, closing the pipe before the write (EBADF, or a byte written
-            # into whatever file reused that descriptor). Holding the lock until the byte
-            # is written keeps the thunk from running before.
-            with trigger.lock:
-                trigger.thunks.append(lambda: wasyncore.close_all(server._map))
-                trigger._physical_pull()
+            self.server.request_stop()
             self._thread.join(10)
-            server.task_dispatcher.shutdown()
-        else:
-            self.server.close()
+        self.server.close_all()
         if self._heartbeat is not None:
             self._heartbeat.join(5)
         try:

@@ -1,7 +1,7 @@
-"""A bounded slow-client attack from loopback, and genuine deliveries sent through it.
+"""Test and benchmark helpers: a slow-client attack from loopback, and real deliveries.
 
-Used by the receiver's tests and by `benchmarks/webhooks.py`. The attacker holds
-`idle` sockets that connect and send nothing and `trickle` sockets that send one
+Used by the receiver's tests, the webhook end-to-end tests and `benchmarks/webhooks.py`.
+The attacker holds `idle` sockets that connect and send nothing and `trickle` sockets that send one
 byte of a never-ending header every `trickle_seconds`; a socket the server closes is
 reopened after `reconnect_seconds`, so the pressure lasts as long as the attack.
 One thread drives every socket.
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+TEST_SECRET = "test-secret-0123456789abcdef"
+"""The receiver secret the tests use (long enough for the receiver's strength check)."""
 PREFIX = b"POST /webhook HTTP/1.1\r\nHost: receiver\r\nX-Slow: "
 
 
@@ -153,8 +155,10 @@ def deliver(
     body: Callable[[int], dict[str, int]] | None = None,
     keep_alive: bool = False,
 ) -> DeliveryResults:
-    """`count` genuine deliveries from `threads` clients; each on a new connection
-    unless `keep_alive`. Counts successes (200) and their latencies."""
+    """`count` genuine deliveries from `threads` clients, counted with their latencies.
+
+    Each goes on a new connection unless `keep_alive`; a success is a 200.
+    """
     local = threading.local()
     make = body or (lambda i: {"id": i + 1, "type": 7, "action": 1})
 

@@ -18,9 +18,8 @@ from tap_precoro.webhooks.cli import build_parser
 from tap_precoro.webhooks.guard import ServerLimits
 from tap_precoro.webhooks.inbox import SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
-
-from .conftest import SECRET
-from .slow_clients import SlowClientAttack, deliver
+from tap_precoro.webhooks.testing import TEST_SECRET as SECRET
+from tap_precoro.webhooks.testing import SlowClientAttack, deliver
 
 REQUIRED_FRACTION = 0.95
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,11 +19,9 @@ import requests
 from tap_precoro.webhooks.cli import main as cli_main
 from tap_precoro.webhooks.inbox import Notification, SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
-
-from .conftest import SECRET, Rig
+from tap_precoro.webhooks.testing import TEST_SECRET as SECRET
 
 VALID = {"id": 123456, "type": 2, "action": 0, "idn": 5}
-FIRST_SUPPLIER = 10000001  # the sandbox numbers suppliers from here
 
 
 @pytest.fixture
@@ -146,18 +145,6 @@ def test_concurrent_deliveries_all_get_distinct_positions(receiver):
     assert len({e.position for e in entries}) == 400
 
 
-def test_sandbox_with_a_wrong_secret_gets_nothing_stored(rig: Rig):
-    rig.sandbox.admin.unregister_webhook(rig.receiver.webhook_url())
-    rig.sandbox.admin.register_webhook(rig.receiver.webhook_url(with_secret=False) + "?secret=x")
-    supplier = rig.sandbox.admin.record("suppliers", FIRST_SUPPLIER)
-    rig.sandbox.admin.touch("suppliers", [supplier["id"]])
-    rig.flush()
-    deliveries = rig.sandbox.admin.webhooks()["deliveries"]
-    assert deliveries
-    assert {d["status"] for d in deliveries} == {401}
-    assert rig.receiver.inbox.depth() == 0
-
-
 def test_prune_keeps_positions_increasing_and_the_latest_start_marker(tmp_path):
     inbox = SqliteInbox(tmp_path / "inbox.sqlite3", create=True)
     try:
@@ -262,3 +249,51 @@ def test_cli_refuses_to_serve_without_a_strong_secret(tmp_path, monkeypatch):
     assert cli_main(["serve", "--inbox", inbox]) == 2
     assert cli_main(["serve", "--inbox", inbox, "--secret", "short"]) == 2
     assert not Path(inbox).exists()
+
+
+def _waitress_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("waitress-")}
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """The other end closed (EOF) or reset the connection; a live one would time out."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_close_with_open_connections_frees_port_threads_and_marks_stopped(tmp_path):
+    """close() from another thread: the loop ends, connections close, the port is free."""
+    before = _waitress_threads()
+    inbox_path = tmp_path / "inbox.sqlite3"
+    port = 0
+    for round_ in range(20):
+        receiver = Receiver.open(inbox_path, ReceiverSettings(secret=SECRET), port=port).start()
+        port = receiver.port
+        session = requests.Session()  # keeps its connection open after the delivery
+        body = {**VALID, "id": round_ + 1}
+        assert session.post(receiver.webhook_url(), json=body, timeout=5).status_code == 200
+        idle = socket.create_connection(("127.0.0.1", port), timeout=5)  # sends nothing
+        receiver.close()
+        assert receiver._thread is not None
+        assert not receiver._thread.is_alive()
+        assert _closed_by_peer(idle)
+        idle.close()
+        session.close()
+    assert _waitress_threads() <= before
+    with socket.create_server(("127.0.0.1", port)):  # the port is released
+        pass
+    inbox = SqliteInbox(inbox_path)
+    try:
+        kinds = [e.kind for e in inbox.read_after(0, 100)]
+    finally:
+        inbox.close()
+    assert kinds.count("stopped") == 20
+
+
+def test_a_receiver_closed_without_serving_leaves_no_worker_thread(tmp_path):
+    before = _waitress_threads()
+    receiver = Receiver.open(tmp_path / "inbox.sqlite3", ReceiverSettings(secret=SECRET), port=0)
+    receiver.close()
+    assert _waitress_threads() <= before

@@ -14,8 +14,7 @@ import pytest
 import requests
 from tap_precoro.webhooks.inbox import MAX_ENTITY_ID, Notification, SqliteInbox
 from tap_precoro.webhooks.receiver import Receiver, ReceiverSettings
-
-from .conftest import SECRET
+from tap_precoro.webhooks.testing import TEST_SECRET as SECRET
 
 VALID = {"id": 123456, "type": 2, "action": 0, "idn": 5}
 

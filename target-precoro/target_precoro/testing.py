@@ -1,4 +1,9 @@
-"""Helpers: a hermetic config against the sandbox, and running the target in-process."""
+"""Run the target in-process against a sandbox and read what it did (for tests and scripts).
+
+A hermetic config (state, reports and ledger under one folder), Singer input built
+from records, the run's outcomes and summary, and the sandbox's rows read test-side.
+Shared by the target's tests and any end-to-end test, like the tap's `testing.py`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
 from target_precoro.target import TargetPrecoro
+
+if TYPE_CHECKING:
+    import pytest
 
 FAST = {
     "max_requests_per_second": 1000,
