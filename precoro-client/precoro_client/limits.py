@@ -1,7 +1,8 @@
-"""Precoro's documented rate limits, per API key (fact sheet §5): their one home.
+"""Precoro's documented limits (fact sheet §5, §2.6): their one home.
 
-The client's settings take them as defaults and name them in their descriptions; the
-sandbox enforces the same values (it reads them from `PrecoroSettings`' defaults).
+The client's settings take the rate limits (per API key) as defaults and name them in
+their descriptions; the sandbox enforces the same values (it reads them from
+`PrecoroSettings`' defaults).
 Where the client must stay below a limit it keeps a margin of its own (the governor).
 """
 
@@ -15,3 +16,5 @@ REQUESTS_PER_DAY = 3000
 """Daily quota (H-429, H-API, H-SYNC); Precoro raises it on request."""
 DUPLICATE_GET_SECONDS = 60.0
 """An identical GET (same path and query) is refused within this many seconds (H-429)."""
+MAX_EXTERNAL_IDS = 200
+"""At most this many `external_id[]` values in one list call (fact sheet §2.6)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from precoro_client import declared
+from precoro_client import declared, limits
 from precoro_client.account_lock import LOCK_PREFIX
 from precoro_client.declared import declare, declare_computed, integer, number
 from precoro_client.errors import ConfigError
@@ -30,13 +30,14 @@ Mode = Literal["upsert", "update_only", "insert_only"]
 MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
 LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
-MAX_LOOKUP_IDS = 200
-"""Precoro accepts at most 200 `external_id[]` values per call (fact sheet §2.6)."""
+MAX_LOOKUP_IDS = limits.MAX_EXTERNAL_IDS
+"""Precoro accepts at most this many `external_id[]` values per call."""
 DEFAULT_LOCK_WAIT_SECONDS = 300
 """Long enough for a run that is just finishing (a retry or a manual run started beside
 a scheduled one), short against an orchestrator's task timeout."""
 INDEX_RECHECK_HOURS = 24
-"""A deleted Precoro record is noticed within a day, for 1 call per 200 records a day."""
+"""A deleted Precoro record is noticed within a day, for 1 call per 200 records a day
+(`MAX_LOOKUP_IDS` per look-up)."""
 WRITE_SETTLE_SECONDS = 600
 """How long Precoro may still apply a POST after the client stopped waiting for it.
 
@@ -263,7 +264,8 @@ class TargetSettings:
             "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
             "this long (less 5% for schedule jitter) after the run in which Precoro last "
             "showed it; then it is looked up again with "
-            "`external_id[]` (1 call per 200 records), so a record deleted in Precoro "
+            f"`external_id[]` (1 call per {MAX_LOOKUP_IDS} records), so a record deleted "
+            "in Precoro "
             "(reset, restore) is re-created or re-linked. 0 re-checks every record on "
             "every run (a full re-check, e.g. after restoring an account)."
         ),

@@ -59,3 +59,13 @@ def test_a_bad_value_is_refused_naming_the_setting(name, value):
         TargetSettings.from_config({name: value})
     assert info.value.setting == name
     assert TARGET_PROPERTIES.to_dict()["properties"][name]
+
+
+def test_the_external_id_cap_has_one_home():
+    from precoro_client import limits
+    from precoro_sandbox import lists
+    from target_precoro.settings import MAX_LOOKUP_IDS
+
+    assert lists.MAX_EXTERNAL_IDS == MAX_LOOKUP_IDS == limits.MAX_EXTERNAL_IDS
+    lookup = TARGET_PROPERTIES.to_dict()["properties"]["lookup_batch_size"]
+    assert lookup["maximum"] == limits.MAX_EXTERNAL_IDS
