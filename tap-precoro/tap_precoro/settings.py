@@ -19,6 +19,12 @@ from precoro_client.registry import PAGE_SIZES
 from singer_sdk import typing as th
 
 
+def _either(values: tuple[int, ...]) -> str:
+    """`10, 20 or 50`."""
+    *head, last = (str(value) for value in values)
+    return f"{', '.join(head)} or {last}" if head else last
+
+
 @dataclass(frozen=True)
 class TapSettings:
     """Validated tap settings."""
@@ -37,9 +43,9 @@ class TapSettings:
         description='Per-stream start_date overrides, e.g. {"invoices": "2025-01-01T00:00:00Z"}.',
     )
     page_size: int = integer(
-        200,
+        max(PAGE_SIZES),
         choices=PAGE_SIZES,
-        description="Rows per list call; Precoro accepts 10, 20, 50, 100 or 200.",
+        description=f"Rows per list call; Precoro accepts {_either(PAGE_SIZES)}.",
     )
     lookback_minutes: float = number(  # never negative: that would move bookmarks ahead
         5.0,
