@@ -22,8 +22,6 @@ or person name (case, accents, punctuation, connectors and a trailing legal form
 ignored), `email` case ignored, `text` case, accents and punctuation ignored, `code`
 spacing ignored too (`DE 123-45` = `de12345`). Implemented by target's `normalise.py`."""
 
-MAX_EXTERNAL_IDS = 200
-"""Most `external_id[]` values Precoro accepts in one list call (fact sheet §2.6)."""
 PARENT_ID_FIELD = "customFieldId"
 """The field of a custom-field option that holds the id of its field (the parent)."""
 

@@ -1,8 +1,10 @@
 """Connection and rate-governor settings, validated before any request is made.
 
 Both the tap and the target build one `PrecoroSettings` from their Singer config with
-`PrecoroSettings.from_config(config)`. Every problem is reported as `ConfigError` with
-one line that names the setting; the token value is never part of a message or repr.
+`PrecoroSettings.from_config(config)`; its fields declare the settings once, and both
+plugins' config schemas are derived from them (`singer_settings`). Every problem is
+reported as `ConfigError` with one line that names the setting; the token value is
+never part of a message or repr.
 """
 
 from __future__ import annotations
@@ -12,13 +14,24 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from singer_sdk import typing as th
+
+from precoro_client import limits
+from precoro_client.declared import (
+    declare,
+    declare_computed,
+    declare_required,
+    declared,
+    integer,
+    number,
+)
 from precoro_client.errors import ConfigError
-from precoro_client.numbers import NumberRule, parse_number
+from precoro_client.numbers import parse_number
 from precoro_client.secret import Secret, register_secret
 
 DEFAULT_API_URL = "https://api.precoro.com"
@@ -150,20 +163,6 @@ def shown_backend(settings: PrecoroSettings) -> str:
     return shown_url(settings.state_backend_url.reveal())
 
 
-NUMBER_RULES: dict[str, NumberRule] = {
-    "connect_timeout_seconds": NumberRule(integer=False, exclusive_minimum=0, maximum=600),
-    "read_timeout_seconds": NumberRule(integer=False, exclusive_minimum=0, maximum=600),
-    "max_tries": NumberRule(integer=True, minimum=1, maximum=20),
-    "max_requests_per_second": NumberRule(integer=False, exclusive_minimum=0, maximum=1000),
-    "max_requests_per_hour": NumberRule(integer=True, minimum=1, maximum=10_000_000),
-    "max_requests_per_day": NumberRule(integer=True, minimum=1, maximum=100_000_000),
-    "duplicate_get_interval_seconds": NumberRule(integer=False, minimum=0, maximum=3600),
-    "budget_reserve": NumberRule(integer=True, minimum=0, maximum=100_000_000),
-    "max_wait_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
-}
-"""Type and range of every numeric `PrecoroSettings` field (the schema carries them too)."""
-
-
 def _header_problem(value: str) -> str | None:
     """Why `value` cannot travel as an HTTP header value (None if it can).
 
@@ -184,27 +183,128 @@ def _header_problem(value: str) -> str | None:
 class PrecoroSettings:
     """Everything needed to talk to one Precoro account within its limits.
 
-    The token is held as a `Secret`; `repr()` shows `***`. Construct with keyword
-    arguments or `from_config`; both validate.
+    Each field is the setting's one declaration (`precoro_client.declared`): its
+    default, range, description and secret flag, from which the plugins' config schema
+    (`singer_settings.CONNECTION_PROPERTIES`) is derived. The token is held as a
+    `Secret`; `repr()` shows `***`. Construct with keyword arguments or `from_config`;
+    both validate.
     """
 
-    auth_token: Secret
-    email: str
-    api_url: str = DEFAULT_API_URL
-    region: str | None = None
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 60.0
-    max_tries: int = 5
-    max_requests_per_second: float = 1.0
-    max_requests_per_hour: int = 1500
-    max_requests_per_day: int = 3000
-    duplicate_get_interval_seconds: float = 60.0
-    budget_reserve: int = 0
-    max_wait_seconds: float = 900.0
-    budget_ledger_path: Path = field(default_factory=default_ledger_path)
-    state_backend_url: Secret | None = None
+    auth_token: Secret = declare_required(
+        kind=th.StringType,
+        secret=True,
+        description=(
+            "Precoro API key (Configuration > Integrations > API Key), sent as "
+            "X-AUTH-TOKEN. Shown once when generated; never logged."
+        ),
+    )
+    email: str = declare_required(
+        kind=th.StringType,
+        description="E-mail of the Precoro user who owns the API key (sent as `email`).",
+    )
+    api_url: str = declare(
+        DEFAULT_API_URL,
+        kind=th.StringType,
+        description=(
+            "API base URL. https only; plain http is accepted for loopback hosts "
+            "(127.0.0.1, ::1, localhost) such as the local sandbox."
+        ),
+    )
+    region: str | None = declare(
+        None,
+        kind=th.StringType,
+        choices=tuple(sorted(REGION_URLS)),
+        description=(
+            "Shortcut for api_url: `com` (https://api.precoro.com) or `us` "
+            "(https://api.precoro.us, for accounts on app.precoro.us)."
+        ),
+    )
+    connect_timeout_seconds: float = number(
+        10.0,
+        exclusive_minimum=0,
+        maximum=600,
+        description="Seconds to wait for a TCP/TLS connection before retrying.",
+    )
+    read_timeout_seconds: float = number(
+        60.0,
+        exclusive_minimum=0,
+        maximum=600,
+        description="Seconds to wait for response data before retrying (GET/PUT/PATCH).",
+    )
+    max_tries: int = integer(
+        5,
+        minimum=1,
+        maximum=20,
+        description="Attempts per call for transient failures (5xx, timeouts, drops).",
+    )
+    max_requests_per_second: float = number(
+        limits.REQUESTS_PER_SECOND,
+        exclusive_minimum=0,
+        maximum=1000,
+        description="Client-side spacing; Precoro answers 429 to faster traffic.",
+    )
+    max_requests_per_hour: int = integer(
+        limits.REQUESTS_PER_HOUR,
+        minimum=1,
+        maximum=10_000_000,
+        description=f"Rolling hourly budget (Precoro's limit: {limits.REQUESTS_PER_HOUR}/hour).",
+    )
+    max_requests_per_day: int = integer(
+        limits.REQUESTS_PER_DAY,
+        minimum=1,
+        maximum=100_000_000,
+        description=f"Rolling 24-hour budget (Precoro's limit: {limits.REQUESTS_PER_DAY}/day).",
+    )
+    duplicate_get_interval_seconds: float = number(
+        limits.DUPLICATE_GET_SECONDS,
+        minimum=0,
+        maximum=3600,
+        description=(
+            "An identical GET (same URL and query) is not repeated within this, plus "
+            "10%, counted from the end of the previous attempt."
+        ),
+    )
+    budget_reserve: int = integer(
+        0,
+        minimum=0,
+        maximum=100_000_000,
+        description="Daily calls left unused for other integrations on the same key.",
+    )
+    max_wait_seconds: float = number(
+        900.0,
+        minimum=0,
+        maximum=86_400,
+        description=(
+            "Longest pause for the hourly limit or a server 429; longer waits (and any "
+            "daily wait) stop the run cleanly so the next run resumes."
+        ),
+    )
+    budget_ledger_path: Path = declare_computed(
+        default_ledger_path,
+        kind=th.StringType,
+        description=(
+            "SQLite file recording calls, shared by every process using the same key "
+            "(keyed by a hash, never the key). Default: "
+            "$XDG_STATE_HOME/precoro/ledger.sqlite3 or ~/.local/state/precoro/ledger.sqlite3."
+        ),
+    )
+    state_backend_url: Secret | None = declare(
+        None,
+        kind=th.StringType,
+        secret=True,
+        description=(
+            "Where the budget ledger and the account write lock live. Empty: the SQLite "
+            "file at budget_ledger_path (one machine). `postgresql://user:password@host/db`: "
+            "a PostgreSQL database shared by every worker on every machine, so they spend "
+            "one budget and take turns writing (keyed by the same hash, never the key)."
+        ),
+    )
     """PostgreSQL URL holding the ledger and the account lock; None: SQLite at the path."""
-    user_agent: str | None = None
+    user_agent: str | None = declare(
+        None,
+        kind=th.StringType,
+        description="User-Agent header to send (default: precoro-client/<version>).",
+    )
 
     def __post_init__(self) -> None:
         """Validate and normalise every field; raises `ConfigError` (one line)."""
@@ -236,8 +336,10 @@ class PrecoroSettings:
 
         object.__setattr__(self, "api_url", self._resolve_api_url())
 
-        for name, rule in NUMBER_RULES.items():
-            object.__setattr__(self, name, parse_number(name, getattr(self, name), rule))
+        for spec, declaration in declared(type(self)):
+            if declaration.rule is not None:
+                value = parse_number(spec.name, getattr(self, spec.name), declaration.rule)
+                object.__setattr__(self, spec.name, value)
         if self.budget_reserve >= self.max_requests_per_day:
             msg = (
                 f"budget_reserve ({self.budget_reserve}) must be smaller than "

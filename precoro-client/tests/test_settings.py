@@ -6,6 +6,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from precoro_client import limits
 from precoro_client.errors import ConfigError
 from precoro_client.secret import Secret
 from precoro_client.settings import PrecoroSettings, default_ledger_path, validate_settings
@@ -137,17 +138,28 @@ def test_direct_construction_wraps_a_plain_token():
     assert settings.url("/suppliers") == "https://api.precoro.com/suppliers"
 
 
-def test_singer_schema_declares_every_setting_with_matching_defaults():
+def test_singer_schema_carries_secrets_requirements_choices_and_ranges():
     schema = CONNECTION_PROPERTIES.to_dict()
     properties = schema["properties"]
-    defaults = PrecoroSettings.from_config(config())
-    for field in fields(PrecoroSettings):
-        assert field.name in properties, field.name
-        declared = properties[field.name]
-        assert declared.get("description"), field.name
-        if "default" in declared:
-            assert declared["default"] == getattr(defaults, field.name), field.name
+    assert list(properties) == [field.name for field in fields(PrecoroSettings)]
     assert properties["auth_token"]["secret"] is True
     assert properties["auth_token"]["writeOnly"] is True
+    assert properties["state_backend_url"]["secret"] is True
     assert set(schema["required"]) == {"auth_token", "email"}
     assert properties["region"]["enum"] == ["com", "us"]
+    assert properties["max_tries"]["minimum"] == 1
+    assert properties["max_tries"]["maximum"] == 20
+    assert properties["read_timeout_seconds"]["exclusiveMinimum"] == 0
+    assert "default" not in properties["budget_ledger_path"]  # run-time default
+
+
+def test_limit_defaults_and_texts_come_from_the_limits_module():
+    schema = CONNECTION_PROPERTIES.to_dict()["properties"]
+    defaults = validate_settings(config())
+    assert defaults.max_requests_per_second == limits.REQUESTS_PER_SECOND
+    assert defaults.max_requests_per_hour == limits.REQUESTS_PER_HOUR
+    assert defaults.max_requests_per_day == limits.REQUESTS_PER_DAY
+    assert defaults.duplicate_get_interval_seconds == limits.DUPLICATE_GET_SECONDS
+    assert schema["max_requests_per_hour"]["default"] == limits.REQUESTS_PER_HOUR
+    assert str(limits.REQUESTS_PER_HOUR) in schema["max_requests_per_hour"]["description"]
+    assert str(limits.REQUESTS_PER_DAY) in schema["max_requests_per_day"]["description"]

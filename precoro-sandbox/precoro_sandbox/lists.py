@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from precoro_client import registry
+from precoro_client.limits import MAX_EXTERNAL_IDS
 from precoro_client.registry import PAGE_SIZES, Entity, Field, ListFilter
 
 from precoro_sandbox import dates
@@ -22,9 +23,6 @@ from precoro_sandbox.store import FILTER_COLUMNS, dumps
 if TYPE_CHECKING:
     from precoro_sandbox.app import Company, Sandbox
 
-MAX_EXTERNAL_IDS = 200
-"""Values `external_id[]` takes (OC, third party). precoro-client has no home for this
-cap yet; target-precoro's `MAX_LOOKUP_IDS` repeats it."""
 INT_COLUMNS = frozenset({"id", "status", "logic_type", "supplier_id", "enable"})
 
 Query = dict[str, list[str]]

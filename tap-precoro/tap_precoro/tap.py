@@ -11,9 +11,8 @@ from decimal import Decimal
 from typing import IO, Any
 
 from precoro_client.errors import EXIT_TEMPFAIL, BudgetExhausted, ConfigError, LedgerUnavailable
-from precoro_client.numbers import NumberRule
 from precoro_client.plugin_config import PrecoroPlugin
-from precoro_client.registry import ENTITIES, PAGE_SIZES, Entity
+from precoro_client.registry import ENTITIES, Entity
 from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
 from singer_sdk import Stream, Tap
@@ -25,132 +24,10 @@ from tap_precoro.batches import HeldStateWriter
 from tap_precoro.bookmarks import parse_timestamp, state_problems
 from tap_precoro.outlook import Outlook
 from tap_precoro.run_context import RunContext
+from tap_precoro.settings import TAP_PROPERTIES, TapSettings
 from tap_precoro.streams import PrecoroStream, stream_for
 
 STREAM_NAMES = [entity.name for entity in ENTITIES]
-
-LOOKBACK_RULE = NumberRule(integer=False, minimum=0, maximum=10_080)
-"""`lookback_minutes`: never negative (that would move bookmarks ahead), at most a week."""
-
-TAP_PROPERTIES = th.PropertiesList(
-    th.Property(
-        "start_date",
-        th.DateTimeType,
-        description=(
-            "Read records changed at or after this time on the first run (ISO 8601). "
-            "Empty: the whole history."
-        ),
-    ),
-    th.Property(
-        "stream_start_dates",
-        th.ObjectType(additional_properties=th.DateTimeType),
-        description='Per-stream start_date overrides, e.g. {"invoices": "2025-01-01T00:00:00Z"}.',
-    ),
-    th.Property(
-        "page_size",
-        th.IntegerType,
-        default=200,
-        allowed_values=list(PAGE_SIZES),
-        description="Rows per list call; Precoro accepts 10, 20, 50, 100 or 200.",
-    ),
-    th.Property(
-        "lookback_minutes",
-        LOOKBACK_RULE.json_type(),
-        default=5,
-        description=(
-            "The next run re-reads changes from this long before the previous run "
-            "started (server clock), so clock edges and in-flight writes are never lost."
-        ),
-    ),
-    th.Property(
-        "api_timezone",
-        th.StringType,
-        default="UTC",
-        description=(
-            "Time zone Precoro uses to compare modifiedSince (IANA name). Precoro does "
-            "not document it: set your company's zone if changes go missing."
-        ),
-    ),
-    th.Property(
-        "fetch_details",
-        th.BooleanType,
-        default=True,
-        description=(
-            "Fetch each changed document (purchase orders, invoices, credit notes, "
-            "receipts, expenses) by idn for its lines: one call per changed document."
-        ),
-    ),
-    th.Property(
-        "reference_refresh_hours",
-        NumberRule(integer=False, minimum=0, maximum=720).json_type(),
-        default=24,
-        description=(
-            "Entities Precoro cannot filter by date (taxes, payment terms, locations, "
-            "legal entities, users, custom fields, warehouses, budgets) are re-read at "
-            "most this often; only changed records are emitted."
-        ),
-    ),
-    th.Property(
-        "completeness_sweep_hours",
-        NumberRule(integer=False, minimum=0, maximum=8_760).json_type(),
-        default=168,
-        description=(
-            "Safety net for rows a pass may have skipped for a reason the tap cannot "
-            "see (e.g. a record deleted while it paged): every this many hours, each "
-            "unfiltered incremental stream is listed once in full (list calls only, "
-            "ceil(n/page_size)) and any id never delivered is emitted. Passes the tap "
-            "knows may have skipped are swept in the next run regardless. 0: never."
-        ),
-    ),
-    th.Property(
-        "include_disabled",
-        th.BooleanType,
-        default=True,
-        description="Include disabled records (linking needs disabled suppliers too).",
-    ),
-    th.Property(
-        "status_filters",
-        th.ObjectType(additional_properties=th.ArrayType(th.IntegerType)),
-        description=(
-            'Status codes to read per stream, e.g. {"invoices": [2, 5]} (2 = approved). '
-            "Empty: every status."
-        ),
-    ),
-    th.Property(
-        "webhook_inbox",
-        th.StringType,
-        description=(
-            "Path of the inbox written by `precoro-webhooks serve`. Set: streams whose "
-            "entity Precoro sends webhooks for (purchase orders, invoices, credit notes, "
-            "receipts, expenses, suppliers, budgets, item/document custom fields) fetch "
-            "only the entities named by new notifications: documents one detail call "
-            "each; suppliers, and documents under status_filters, from one modifiedSince "
-            "list read for all of them (filtered before any detail call), never more "
-            "calls than polling; the others keep polling. Empty: every stream polls."
-        ),
-    ),
-    th.Property(
-        "reconcile_every_hours",
-        NumberRule(integer=False, minimum=0, maximum=720).json_type(),
-        default=24,
-        description=(
-            "Webhook mode's safety net: a modifiedSince poll of each webhook stream runs "
-            "at least this often, and also whenever the inbox shows the receiver was "
-            "restarted or silent, so a lost webhook costs at most one such period. "
-            "0: every run."
-        ),
-    ),
-    th.Property(
-        "on_budget_exhausted",
-        th.StringType,
-        default="stop",
-        allowed_values=["stop", "fail"],
-        description=(
-            "When the daily budget runs out: `stop` saves state and exits 0 (the next "
-            "run resumes), `fail` saves state and exits 1."
-        ),
-    ),
-)
 
 
 class TapPrecoro(PrecoroPlugin, Tap):
@@ -165,6 +42,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Validate the config fully before any request; the run context follows."""
         self.precoro_settings: PrecoroSettings | None = None
+        self._tap_settings: TapSettings | None = None
         self._run: RunContext | None = None
         super().__init__(*args, **kwargs)
         self._state_writer = self.run.state_writer
@@ -183,6 +61,13 @@ class TapPrecoro(PrecoroPlugin, Tap):
                 self.logger,
             )
         return self._run
+
+    @property
+    def tap_settings(self) -> TapSettings:
+        """The tap's own settings, parsed once from the validated config."""
+        if self._tap_settings is None:
+            self._tap_settings = TapSettings.from_config(self.config)
+        return self._tap_settings
 
     @property
     def budget_stop(self) -> BudgetExhausted | None:
@@ -211,7 +96,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         for stream in self.config.get("status_filters") or {}:
             if stream not in STREAM_NAMES:
                 problems.append(f"status_filters names unknown stream {stream!r}")
-        timezone = self.config.get("api_timezone", "UTC")
+        timezone = self.config.get("api_timezone", TapSettings.api_timezone)
         if not _is_timezone(timezone):
             problems.append(f"api_timezone {timezone!r} is not an IANA time zone name")
         return problems
@@ -299,7 +184,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         self._log_summary()
         if isinstance(self.budget_stop, LedgerUnavailable):
             sys.exit(EXIT_TEMPFAIL)
-        if self.budget_stop is not None and self.config.get("on_budget_exhausted") == "fail":
+        if self.budget_stop is not None and self.tap_settings.on_budget_exhausted == "fail":
             sys.exit(1)
 
     def _warn_unmatched_selection(self) -> None:

@@ -92,3 +92,25 @@ def test_every_schema_property_has_a_description():
     for stream in tap.streams.values():
         for name, prop in stream.schema["properties"].items():
             assert prop.get("description"), f"{stream.name}.{name}"
+
+
+def test_tap_settings_are_parsed_from_the_validated_config(tmp_path):
+    from decimal import Decimal
+
+    from tap_precoro.tap import TapPrecoro
+
+    config = {
+        "auth_token": "tok-Settings-0123456789",
+        "email": "api@example.com",
+        "api_url": "http://127.0.0.1:9",
+        "budget_ledger_path": str(tmp_path / "ledger.sqlite3"),
+        "page_size": Decimal("50.0"),
+        "lookback_minutes": "2.5",
+        "on_budget_exhausted": "fail",
+    }
+    settings = TapPrecoro(config=config, validate_config=True).tap_settings
+    assert settings.page_size == 50
+    assert settings.lookback_minutes == 2.5
+    assert settings.on_budget_exhausted == "fail"
+    assert settings.api_timezone == "UTC"  # the declared default
+    assert settings.completeness_sweep_hours == 168

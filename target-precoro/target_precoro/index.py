@@ -35,7 +35,8 @@ from urllib.parse import urlencode
 
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import ValidationFailed
-from precoro_client.registry import MAX_EXTERNAL_IDS, MODIFIED_SINCE_FORMAT, Entity, get
+from precoro_client.limits import MAX_EXTERNAL_IDS
+from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
 
 from target_precoro.sqlite import open_db
 

@@ -1,21 +1,25 @@
-"""The target's own settings (beyond the shared connection settings), validated once.
+"""The target's own settings (beyond the shared connection settings), each declared once.
 
-`TargetSettings.from_config` reads the Singer config and raises `ConfigError` naming
-the setting, so a typo in `match` or `mode` fails before any request is made.
+Every `TargetSettings` field is one setting's whole declaration
+(`precoro_client.declared`): `TARGET_PROPERTIES`, the target's part of
+`config_jsonschema` and so of `--about`, is derived from it. `TargetSettings.from_config`
+parses the Singer config by the same declarations and raises `ConfigError` naming the
+setting, so a typo in `match` or `mode` fails before any request is made.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from precoro_client import declared, limits
 from precoro_client.account_lock import LOCK_PREFIX
+from precoro_client.declared import declare, declare_computed, integer, number
 from precoro_client.errors import ConfigError
-from precoro_client.numbers import NumberRule, parse_number
-from precoro_client.registry import MAX_EXTERNAL_IDS, PARENT_ID_FIELD, Entity, get
+from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 from precoro_client.settings import state_home
 from singer_sdk import typing as th
 
@@ -26,11 +30,14 @@ Mode = Literal["upsert", "update_only", "insert_only"]
 MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")
 LIST_MERGES: tuple[str, ...] = ("replace", "union")
 UNKNOWN_FIELDS: tuple[str, ...] = ("error", "ignore")
+MAX_LOOKUP_IDS = limits.MAX_EXTERNAL_IDS
+"""Precoro accepts at most this many `external_id[]` values per call."""
 DEFAULT_LOCK_WAIT_SECONDS = 300
 """Long enough for a run that is just finishing (a retry or a manual run started beside
 a scheduled one), short against an orchestrator's task timeout."""
 INDEX_RECHECK_HOURS = 24
-"""A deleted Precoro record is noticed within a day, for 1 call per 200 records a day."""
+"""A deleted Precoro record is noticed within a day, for 1 call per 200 records a day
+(`MAX_LOOKUP_IDS` per look-up)."""
 WRITE_SETTLE_SECONDS = 600
 """How long Precoro may still apply a POST after the client stopped waiting for it.
 
@@ -41,299 +48,17 @@ request at 30-300 s (`max_execution_time`, `request_terminate_timeout`,
 that long after the POST left and still finding nothing means it was not applied.
 """
 
-NUMBER_RULES: dict[str, NumberRule] = {
-    "max_failures": NumberRule(integer=True, minimum=0),
-    "lookup_batch_size": NumberRule(integer=True, minimum=1, maximum=MAX_EXTERNAL_IDS),
-    "lookback_minutes": NumberRule(integer=False, minimum=0, maximum=10_080),
-    "lock_wait_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
-    "write_settle_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
-    "index_recheck_hours": NumberRule(integer=False, minimum=0, maximum=8_760),
-    "report_retention_days": NumberRule(integer=False, minimum=0, maximum=36_500),
-}
-"""Type and range of the target's numeric settings (the schema carries them too)."""
-
 
 def default_state_dir() -> Path:
     """`target/` in the plugins' per-user state folder (beside the ledger)."""
     return state_home() / "target"
 
 
-TARGET_PROPERTIES = th.PropertiesList(
-    th.Property(
-        "mode",
-        th.StringType,
-        default="upsert",
-        allowed_values=list(MODES),
-        description=(
-            "`upsert` creates missing records and updates existing ones; `update_only` "
-            "never creates; `insert_only` never touches existing records. Records left "
-            "alone end as `skipped`."
-        ),
-    ),
-    th.Property(
-        "dry_run",
-        th.BooleanType,
-        default=False,
-        description="Plan every write and write the same report, but send only reads.",
-    ),
-    th.Property(
-        "state_dir",
-        th.StringType,
-        description=(
-            "Directory for the externalId index (SQLite, one subdirectory per account). "
-            "Default: $XDG_STATE_HOME/precoro/target. The write journal and record "
-            "versions are the account's: they live beside the account lock, in the "
-            "budget ledger's folder."
-        ),
-    ),
-    th.Property(
-        "report_dir",
-        th.StringType,
-        default="precoro-reports",
-        description=(
-            "Directory for each run's report (one JSONL line per record), summary and "
-            "dead-letter file (replayable with --input)."
-        ),
-    ),
-    th.Property(
-        "report_retention_days",
-        NUMBER_RULES["report_retention_days"].json_type(),
-        default=30,
-        description=(
-            "Run folders in `report_dir` older than this many days (by their run id) "
-            "are deleted at the start of a run, dead-letter files included (replay or "
-            "copy them before); 0 keeps every run."
-        ),
-    ),
-    th.Property(
-        "list_merge",
-        th.StringType,
-        default="replace",
-        allowed_values=list(LIST_MERGES),
-        description=(
-            "List fields a PUT replaces (supplier `currencies`): `replace` sends the "
-            "incoming list, `union` keeps Precoro's entries and adds the incoming ones."
-        ),
-    ),
-    th.Property(
-        "match",
-        th.ObjectType(additional_properties=th.ArrayType(th.ArrayType(th.StringType))),
-        description=(
-            "Initial linking rules per stream: ordered lists of fields, e.g. "
-            '{"suppliers": [["businessRegistrationNumber"], ["uniqueCode"], '
-            '["name", "country"], ["email"]]}. A record whose externalId is not in '
-            "Precoro is matched against Precoro records without externalId (disabled "
-            "ones included); exactly one match is linked. `[]` turns linking off for a "
-            "stream. Default: the registry's rules for each entity."
-        ),
-    ),
-    th.Property(
-        "unknown_fields",
-        th.StringType,
-        default="error",
-        allowed_values=list(UNKNOWN_FIELDS),
-        description=(
-            "A record field that is not a Precoro field of its stream: `error` marks "
-            "the record invalid, `ignore` drops the field."
-        ),
-    ),
-    th.Property(
-        "max_failures",
-        NUMBER_RULES["max_failures"].json_type(),
-        default=0,
-        description=(
-            "Exit non-zero (after writing the report) when failed plus invalid records "
-            "exceed this number."
-        ),
-    ),
-    th.Property(
-        "write_error_log",
-        th.BooleanType,
-        default=False,
-        description=(
-            "After a failed write to an existing Precoro record, PATCH the failure into "
-            "its `externalIntegrationLog` (one extra call) so Precoro users see it."
-        ),
-    ),
-    th.Property(
-        "lookup_batch_size",
-        NUMBER_RULES["lookup_batch_size"].json_type(),
-        default=MAX_EXTERNAL_IDS,
-        description=f"externalIds per `external_id[]` look-up call (1-{MAX_EXTERNAL_IDS}).",
-    ),
-    th.Property(
-        "lookback_minutes",
-        NUMBER_RULES["lookback_minutes"].json_type(),
-        default=5,
-        description=(
-            "The index refresh asks for changes since this long before the previous "
-            "refresh (server clock), so edits at the boundary are not missed."
-        ),
-    ),
-    th.Property(
-        "lock_wait_seconds",
-        NUMBER_RULES["lock_wait_seconds"].json_type(),
-        default=DEFAULT_LOCK_WAIT_SECONDS,
-        description=(
-            "How long a run waits for another target run writing to the same Precoro "
-            "account (the account lock beside the budget ledger) before it stops "
-            "cleanly: exit status 75, every record dead-lettered as not attempted, no "
-            "STATE. 0 stops at once. Dry runs take no lock."
-        ),
-    ),
-    th.Property(
-        "index_recheck_hours",
-        NUMBER_RULES["index_recheck_hours"].json_type(),
-        default=INDEX_RECHECK_HOURS,
-        description=(
-            "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
-            "this long (less 5% for schedule jitter) after the run in which Precoro last "
-            "showed it; then it is looked up again with "
-            "`external_id[]` (1 call per 200 records), so a record deleted in Precoro "
-            "(reset, restore) is re-created or re-linked. 0 re-checks every record on "
-            "every run (a full re-check, e.g. after restoring an account)."
-        ),
-    ),
-    th.Property(
-        "write_settle_seconds",
-        NUMBER_RULES["write_settle_seconds"].json_type(),
-        default=WRITE_SETTLE_SECONDS,
-        description=(
-            "A POST whose outcome is unknown (timeout, dropped connection, cut response, "
-            "killed run) is re-sent only if a look-up made this long after it left "
-            "(Precoro's clock) still finds nothing; until then the record is unresolved "
-            "(not final, STATE withheld) and each run looks it up first. 10 minutes is "
-            "twice the longest request limit common on PHP/nginx servers."
-        ),
-    ),
-    th.Property(
-        "field_ownership",
-        th.ObjectType(additional_properties=th.ObjectType(additional_properties=th.StringType)),
-        description=(
-            "Who wins when the ERP and Precoro disagree, per stream and field, e.g. "
-            '{"suppliers": {"email": "precoro", "name": "erp", "*": "conflict"}}; '
-            '"*" is every other field (or, as a stream, every other stream). `conflict` '
-            "(the default): a three-way compare with the value last synced writes only "
-            "what the ERP changed, keeps what a person changed in Precoro "
-            "(`kept_precoro`) and reports a field both changed as `conflict` (not "
-            "written). `erp`: the ERP always wins. `precoro`: written only while Precoro "
-            "holds no value."
-        ),
-    ),
-    th.Property(
-        "custom_fields",
-        th.ObjectType(additional_properties=th.StringType),
-        description=(
-            "Default custom field per options stream, by id or name, e.g. "
-            '{"itemcustomfieldoptions": "GL Account"}; a record\'s '
-            f"`{PARENT_ID_FIELD}` (id or name) wins."
-        ),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class TargetSettings:
-    """Validated target settings."""
-
-    mode: Mode = "upsert"
-    dry_run: bool = False
-    state_dir: Path = field(default_factory=default_state_dir)
-    report_dir: Path = Path("precoro-reports")
-    report_retention_days: float = 30.0
-    list_merge: str = "replace"
-    match: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
-    unknown_fields: str = "error"
-    max_failures: int = 0
-    write_error_log: bool = False
-    lookup_batch_size: int = MAX_EXTERNAL_IDS
-    lookback_minutes: float = 5.0
-    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
-    write_settle_seconds: float = float(WRITE_SETTLE_SECONDS)
-    index_recheck_hours: float = float(INDEX_RECHECK_HOURS)
-    custom_fields: dict[str, str] = field(default_factory=dict)
-    field_ownership: dict[str, dict[str, Owner]] = field(default_factory=dict)
-
-    def owner(self, stream: str, name: str) -> Owner:
-        """Who wins for one field: stream.field, stream.*, *.*, else the three-way rule."""
-        for scope, key in ((stream, name), (stream, ANY), (ANY, ANY)):
-            found = self.field_ownership.get(scope, {}).get(key)
-            if found is not None:
-                return found
-        return DEFAULT_OWNER
-
-    def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
-        """Linking rules for an entity: the configured ones, else the registry's."""
-        if entity.name in self.match:
-            return self.match[entity.name]
-        return tuple(tuple(rule) for rule in entity.match_keys)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
-        """Validate the target's settings; `ConfigError` names the first bad one."""
-        mode: Mode = config.get("mode") or "upsert"
-        if mode not in MODES:
-            raise ConfigError("mode", f"mode {mode!r} is unknown; use one of {', '.join(MODES)}")
-        list_merge = config.get("list_merge") or "replace"
-        if list_merge not in LIST_MERGES:
-            msg = f"list_merge {list_merge!r} is unknown; use replace or union"
-            raise ConfigError("list_merge", msg)
-        unknown = config.get("unknown_fields") or "error"
-        if unknown not in UNKNOWN_FIELDS:
-            msg = f"unknown_fields {unknown!r} is unknown; use error or ignore"
-            raise ConfigError("unknown_fields", msg)
-        max_failures = int(_number(config, "max_failures", 0))
-        batch = int(_number(config, "lookup_batch_size", MAX_EXTERNAL_IDS))
-        lock_wait = _number(config, "lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)
-        lookback = _number(config, "lookback_minutes", 5)
-        settle = _number(config, "write_settle_seconds", WRITE_SETTLE_SECONDS)
-        recheck = _number(config, "index_recheck_hours", INDEX_RECHECK_HOURS)
-        state_dir = config.get("state_dir")
-        report_dir = config.get("report_dir") or "precoro-reports"
-        return cls(
-            mode=mode,
-            dry_run=bool(config.get("dry_run", False)),
-            state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
-            report_dir=Path(report_dir).expanduser(),
-            report_retention_days=_number(config, "report_retention_days", 30),
-            list_merge=list_merge,
-            match=_match_rules(config.get("match")),
-            unknown_fields=unknown,
-            max_failures=max_failures,
-            write_error_log=bool(config.get("write_error_log", False)),
-            lookup_batch_size=batch,
-            lock_wait_seconds=lock_wait,
-            lookback_minutes=lookback,
-            write_settle_seconds=settle,
-            index_recheck_hours=recheck,
-            custom_fields=_custom_fields(config.get("custom_fields")),
-            field_ownership=_field_ownership(config.get("field_ownership")),
-        )
-
-    def account_dir(self, ledger_key: str) -> Path:
-        """State directory of one account (hash of token + URL; never the token)."""
-        digest = hashlib.sha256(ledger_key.encode()).hexdigest()[:16]
-        return self.state_dir / digest
-
-
-def account_file(ledger_path: Path, ledger_key: str, name: str) -> Path:
-    """A file every writer of the account on this machine shares, whatever its `state_dir`.
-
-    It lives beside the account lock (`write-<key>.lock`, in the budget ledger's folder):
-    the write journal and the record versions, which a run from another `state_dir`
-    must see (an open POST, a newer version) as surely as it sees the lock.
-    """
-    return ledger_path.parent / f"{LOCK_PREFIX}{ledger_key[:32]}.{name}"
-
-
-def _number(config: Mapping[str, Any], name: str, default: float) -> float:
-    value = config.get(name)
-    return parse_number(name, default if value is None else value, NUMBER_RULES[name])
+def _path(value: Any) -> Path:
+    return Path(value).expanduser()
 
 
 def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
-    if raw is None:
-        return {}
     if not isinstance(raw, Mapping):
         raise ConfigError("match", "match must be an object of stream name -> list of rules")
     rules: dict[str, tuple[tuple[str, ...], ...]] = {}
@@ -361,8 +86,6 @@ def _match_rules(raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
 
 
 def _custom_fields(raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
     if not isinstance(raw, Mapping):
         raise ConfigError("custom_fields", "custom_fields must be an object")
     result: dict[str, str] = {}
@@ -377,8 +100,6 @@ def _custom_fields(raw: Any) -> dict[str, str]:
 
 def _field_ownership(raw: Any) -> dict[str, dict[str, Owner]]:
     """Validate `field_ownership`: known streams, their fields, and erp/precoro/conflict."""
-    if raw is None:
-        return {}
     name = "field_ownership"
     if not isinstance(raw, Mapping):
         raise ConfigError(name, f"{name} must be an object of stream -> {{field: owner}}")
@@ -409,3 +130,220 @@ def _field_ownership(raw: Any) -> dict[str, dict[str, Owner]]:
             parsed[field_name] = owner
         result[stream] = parsed
     return result
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Validated target settings; each field is one setting's whole declaration."""
+
+    mode: Mode = declare(
+        "upsert",
+        kind=th.StringType,
+        choices=MODES,
+        description=(
+            "`upsert` creates missing records and updates existing ones; `update_only` "
+            "never creates; `insert_only` never touches existing records. Records left "
+            "alone end as `skipped`."
+        ),
+    )
+    dry_run: bool = declare(
+        False,
+        kind=th.BooleanType,
+        parse=bool,
+        description="Plan every write and write the same report, but send only reads.",
+    )
+    state_dir: Path = declare_computed(
+        default_state_dir,
+        kind=th.StringType,
+        parse=_path,
+        description=(
+            "Directory for the externalId index (SQLite, one subdirectory per account). "
+            "Default: $XDG_STATE_HOME/precoro/target. The write journal and record "
+            "versions are the account's: they live beside the account lock, in the "
+            "budget ledger's folder."
+        ),
+    )
+    report_dir: Path = declare(
+        Path("precoro-reports"),
+        kind=th.StringType,
+        parse=_path,
+        description=(
+            "Directory for each run's report (one JSONL line per record), summary and "
+            "dead-letter file (replayable with --input)."
+        ),
+    )
+    report_retention_days: float = number(
+        30.0,
+        minimum=0,
+        maximum=36_500,
+        description=(
+            "Run folders in `report_dir` older than this many days (by their run id) "
+            "are deleted at the start of a run, dead-letter files included (replay or "
+            "copy them before); 0 keeps every run."
+        ),
+    )
+    list_merge: str = declare(
+        "replace",
+        kind=th.StringType,
+        choices=LIST_MERGES,
+        description=(
+            "List fields a PUT replaces (supplier `currencies`): `replace` sends the "
+            "incoming list, `union` keeps Precoro's entries and adds the incoming ones."
+        ),
+    )
+    match: dict[str, tuple[tuple[str, ...], ...]] = declare_computed(
+        dict,
+        kind=th.ObjectType(additional_properties=th.ArrayType(th.ArrayType(th.StringType))),
+        parse=_match_rules,
+        description=(
+            "Initial linking rules per stream: ordered lists of fields, e.g. "
+            '{"suppliers": [["businessRegistrationNumber"], ["uniqueCode"], '
+            '["name", "country"], ["email"]]}. A record whose externalId is not in '
+            "Precoro is matched against Precoro records without externalId (disabled "
+            "ones included); exactly one match is linked. `[]` turns linking off for a "
+            "stream. Default: the registry's rules for each entity."
+        ),
+    )
+    unknown_fields: str = declare(
+        "error",
+        kind=th.StringType,
+        choices=UNKNOWN_FIELDS,
+        description=(
+            "A record field that is not a Precoro field of its stream: `error` marks "
+            "the record invalid, `ignore` drops the field."
+        ),
+    )
+    max_failures: int = integer(
+        0,
+        minimum=0,
+        description=(
+            "Exit non-zero (after writing the report) when failed plus invalid records "
+            "exceed this number."
+        ),
+    )
+    write_error_log: bool = declare(
+        False,
+        kind=th.BooleanType,
+        parse=bool,
+        description=(
+            "After a failed write to an existing Precoro record, PATCH the failure into "
+            "its `externalIntegrationLog` (one extra call) so Precoro users see it."
+        ),
+    )
+    lookup_batch_size: int = integer(
+        MAX_LOOKUP_IDS,
+        minimum=1,
+        maximum=MAX_LOOKUP_IDS,
+        description=f"externalIds per `external_id[]` look-up call (1-{MAX_LOOKUP_IDS}).",
+    )
+    lookback_minutes: float = number(
+        5.0,
+        minimum=0,
+        maximum=10_080,
+        description=(
+            "The index refresh asks for changes since this long before the previous "
+            "refresh (server clock), so edits at the boundary are not missed."
+        ),
+    )
+    lock_wait_seconds: float = number(
+        float(DEFAULT_LOCK_WAIT_SECONDS),
+        minimum=0,
+        maximum=86_400,
+        description=(
+            "How long a run waits for another target run writing to the same Precoro "
+            "account (the account lock beside the budget ledger) before it stops "
+            "cleanly: exit status 75, every record dead-lettered as not attempted, no "
+            "STATE. 0 stops at once. Dry runs take no lock."
+        ),
+    )
+    index_recheck_hours: float = number(
+        float(INDEX_RECHECK_HOURS),
+        minimum=0,
+        maximum=8_760,
+        description=(
+            "The index vouches for a record (no look-up, `unchanged` costs nothing) only "
+            "this long (less 5% for schedule jitter) after the run in which Precoro last "
+            "showed it; then it is looked up again with "
+            f"`external_id[]` (1 call per {MAX_LOOKUP_IDS} records), so a record deleted "
+            "in Precoro "
+            "(reset, restore) is re-created or re-linked. 0 re-checks every record on "
+            "every run (a full re-check, e.g. after restoring an account)."
+        ),
+    )
+    write_settle_seconds: float = number(
+        float(WRITE_SETTLE_SECONDS),
+        minimum=0,
+        maximum=86_400,
+        description=(
+            "A POST whose outcome is unknown (timeout, dropped connection, cut response, "
+            "killed run) is re-sent only if a look-up made this long after it left "
+            "(Precoro's clock) still finds nothing; until then the record is unresolved "
+            "(not final, STATE withheld) and each run looks it up first. 10 minutes is "
+            "twice the longest request limit common on PHP/nginx servers."
+        ),
+    )
+    field_ownership: dict[str, dict[str, Owner]] = declare_computed(
+        dict,
+        kind=th.ObjectType(
+            additional_properties=th.ObjectType(additional_properties=th.StringType)
+        ),
+        parse=_field_ownership,
+        description=(
+            "Who wins when the ERP and Precoro disagree, per stream and field, e.g. "
+            '{"suppliers": {"email": "precoro", "name": "erp", "*": "conflict"}}; '
+            '"*" is every other field (or, as a stream, every other stream). `conflict` '
+            "(the default): a three-way compare with the value last synced writes only "
+            "what the ERP changed, keeps what a person changed in Precoro "
+            "(`kept_precoro`) and reports a field both changed as `conflict` (not "
+            "written). `erp`: the ERP always wins. `precoro`: written only while Precoro "
+            "holds no value."
+        ),
+    )
+    custom_fields: dict[str, str] = declare_computed(
+        dict,
+        kind=th.ObjectType(additional_properties=th.StringType),
+        parse=_custom_fields,
+        description=(
+            "Default custom field per options stream, by id or name, e.g. "
+            '{"itemcustomfieldoptions": "GL Account"}; a record\'s '
+            f"`{PARENT_ID_FIELD}` (id or name) wins."
+        ),
+    )
+
+    def owner(self, stream: str, name: str) -> Owner:
+        """Who wins for one field: stream.field, stream.*, *.*, else the three-way rule."""
+        for scope, key in ((stream, name), (stream, ANY), (ANY, ANY)):
+            found = self.field_ownership.get(scope, {}).get(key)
+            if found is not None:
+                return found
+        return DEFAULT_OWNER
+
+    def match_rules(self, entity: Entity) -> tuple[tuple[str, ...], ...]:
+        """Linking rules for an entity: the configured ones, else the registry's."""
+        if entity.name in self.match:
+            return self.match[entity.name]
+        return tuple(tuple(rule) for rule in entity.match_keys)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
+        """Validate the target's settings; `ConfigError` names the first bad one."""
+        return declared.from_config(cls, config)
+
+    def account_dir(self, ledger_key: str) -> Path:
+        """State directory of one account (hash of token + URL; never the token)."""
+        digest = hashlib.sha256(ledger_key.encode()).hexdigest()[:16]
+        return self.state_dir / digest
+
+
+def account_file(ledger_path: Path, ledger_key: str, name: str) -> Path:
+    """A file every writer of the account on this machine shares, whatever its `state_dir`.
+
+    It lives beside the account lock (`write-<key>.lock`, in the budget ledger's folder):
+    the write journal and the record versions, which a run from another `state_dir`
+    must see (an open POST, a newer version) as surely as it sees the lock.
+    """
+    return ledger_path.parent / f"{LOCK_PREFIX}{ledger_key[:32]}.{name}"
+
+
+TARGET_PROPERTIES = declared.properties(TargetSettings)
+"""The target's own part of `config_jsonschema` (after the connection settings)."""

@@ -38,6 +38,7 @@ from tap_precoro.outlook import (
     worth_counting,
 )
 from tap_precoro.run_context import RunContext
+from tap_precoro.settings import TapSettings
 from tap_precoro.streams.webhook_mode import webhook_records
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ class PrecoroStream(Stream):
         """
         self.entity = entity
         self.run = run
-        include_detail = entity.document and bool(tap.config.get("fetch_details", True))
+        include_detail = entity.document and bool(
+            tap.config.get("fetch_details", TapSettings.fetch_details)
+        )
         super().__init__(
             tap=tap,
             name=entity.name,
@@ -86,7 +89,7 @@ class PrecoroStream(Stream):
     @property
     def page_size(self) -> int:
         """Rows per list call (Precoro accepts 10, 20, 50, 100 or 200)."""
-        return int(self.config.get("page_size", 200))
+        return int(self.config.get("page_size", TapSettings.page_size))
 
     def base_params(self, context: Context | None) -> Params:
         """Filters sent on every list call of this stream (not the page or the bookmark)."""
@@ -96,7 +99,10 @@ class PrecoroStream(Stream):
         statuses = (self.config.get("status_filters") or {}).get(self.name)
         if statuses and "status[]" in filters:
             params.extend(("status[]", str(code)) for code in statuses)
-        if not self.config.get("include_disabled", True) and "enable" in filters:
+        if (
+            not self.config.get("include_disabled", TapSettings.include_disabled)
+            and "enable" in filters
+        ):
             params.append(("enable", "1"))
         return params
 
@@ -126,7 +132,7 @@ class PrecoroStream(Stream):
     def fetch_detail(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Full document (lines, taxes, ...) merged over its list row."""
         key = row.get(self.entity.key)
-        if key is None or not self.config.get("fetch_details", True):
+        if key is None or not self.config.get("fetch_details", TapSettings.fetch_details):
             return dict(row)
         try:
             detail = self.run.client.get_json(self.entity.detail_path(key), [])
@@ -282,7 +288,9 @@ class PrecoroStream(Stream):
 
     def _fetch_current(self, entity_id: int, idn: str | None) -> dict[str, Any] | None:
         client = self.run.client
-        details = self.entity.document and bool(self.config.get("fetch_details", True))
+        details = self.entity.document and bool(
+            self.config.get("fetch_details", TapSettings.fetch_details)
+        )
         if details and idn:  # one detail call: the document with its lines
             try:
                 body = client.get_json(self.entity.detail_path(quote(idn, safe="")), [])
@@ -309,12 +317,14 @@ class PrecoroStream(Stream):
         filtered out is known as such: None, and costs no detail call). Paging stops
         once every wanted entity was listed.
         """
-        timezone = str(self.config.get("api_timezone", "UTC"))
+        timezone = str(self.config.get("api_timezone", TapSettings.api_timezone))
         params = [
             *self.entity.base_params,
             ("modifiedSince", modified_since_param(since, timezone)),
         ]
-        details = self.entity.document and bool(self.config.get("fetch_details", True))
+        details = self.entity.document and bool(
+            self.config.get("fetch_details", TapSettings.fetch_details)
+        )
         found: dict[int, dict[str, Any] | None] = {}
         for row in self.run.client.iter_records(self.entity.list_path(), params, self.page_size):
             key = row.get("id") if isinstance(row, dict) else None

@@ -33,6 +33,7 @@ from tap_precoro.bookmarks import (
 )
 from tap_precoro.list_order import ListOrder
 from tap_precoro.run_context import RunContext
+from tap_precoro.settings import TapSettings
 from tap_precoro.streams.base import Params, PrecoroStream
 from tap_precoro.streams.sweeping import run_sweep
 from tap_precoro.sweep import DeliveredRecord, Sketch, created_within, sweep_counts
@@ -155,7 +156,9 @@ class IncrementalStream(PrecoroStream):
         if isinstance(state.get("sweep"), Mapping):
             yield from self.sweep(context)
         tracker = IncrementalState(state, "updateDate")
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 5)))
+        lookback = timedelta(
+            minutes=float(self.config.get("lookback_minutes", TapSettings.lookback_minutes))
+        )
         self.restart_if_ahead(tracker, lookback)  # when an earlier response gave the time
         path = self.list_path(context)
         query = query_fingerprint(path, base, self.page_size)
@@ -172,7 +175,9 @@ class IncrementalStream(PrecoroStream):
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
         delivered = {**self._held, **tracker.recent, **self._run_versions}
         closing = self._closing
-        fetch = self.entity.document and bool(self.config.get("fetch_details", True))
+        fetch = self.entity.document and bool(
+            self.config.get("fetch_details", TapSettings.fetch_details)
+        )
         read: dict[str, str] = {}
         sketch = Sketch.from_state(progress.sketch)
         history = DeliveredRecord.from_state(state.get("delivered"))
@@ -329,7 +334,9 @@ class IncrementalStream(PrecoroStream):
 
     def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
         """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
-        hours = float(self.config.get("completeness_sweep_hours", 168))
+        hours = float(
+            self.config.get("completeness_sweep_hours", TapSettings.completeness_sweep_hours)
+        )
         record = DeliveredRecord.from_state(state.get("delivered"))
         if hours <= 0 or record.created_until is None or record.swept_at is None:
             return
@@ -387,7 +394,7 @@ class IncrementalStream(PrecoroStream):
         since = progress.cursor or progress.since
         if not since:
             return list(base)
-        timezone = str(self.config.get("api_timezone", "UTC"))
+        timezone = str(self.config.get("api_timezone", TapSettings.api_timezone))
         return [*base, ("modifiedSince", modified_since_param(parse_timestamp(since), timezone))]
 
     def next_query(self, progress: Pass, order: ListOrder, *, filtered: bool) -> None:
