@@ -83,6 +83,11 @@ class SandboxOptions:
     max_url_bytes: int = 8192
     """Longer request targets (path + query) get 414, as nginx's default 8 KB
     request-line buffer answers."""
+    tls: bool = False
+    """Serve HTTPS with a certificate made at start (`tls.py`); the URL becomes https."""
+    tls_dir: str | None = None
+    """Where the CA and server PEM files go when `tls` is on (default: a temporary
+    directory removed on close)."""
 
     def settings(self) -> Settings:
         """The runtime settings this server starts with."""
