@@ -1,9 +1,9 @@
 """The Precoro entity registry: the one place that knows each entity's API facts.
 
 The tap's streams, the target's sinks and the sandbox's routes are all generated from
-`ENTITIES`. Facts come from `shared/precoro-api/README.md`; where that fact sheet is
-silent the choice made here is marked "assumption" in the field or entity description
-and is documented in the sandbox README.
+`ENTITIES`. Facts and their public sources are in `docs/precoro-api.md`; where the
+sources are silent the choice made here is marked "assumption" in the field or entity
+description and is documented in the sandbox README.
 """
 
 from __future__ import annotations
