@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a supplier whose uniqueCode another supplier has",
     )  # fmt: skip
     serve.add_argument("--fully-paid-error", choices=FULLY_PAID_ERRORS, default="already_paid")
+    serve.add_argument(
+        "--numeric-external-ids", action="store_true",
+        help="serve an all-digit externalId as a JSON number instead of text",
+    )  # fmt: skip
     serve.add_argument("--db", default=None, help="keep the SQLite data in this file")
     serve.add_argument(
         "--tls", action="store_true",
@@ -104,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown_filters=args.unknown_filters,
         unique_supplier_code=args.unique_supplier_code,
         fully_paid_error=args.fully_paid_error,
+        numeric_external_ids=args.numeric_external_ids,
         db=args.db,
         tls=args.tls or args.tls_dir is not None,
         tls_dir=args.tls_dir,
