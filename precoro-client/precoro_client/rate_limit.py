@@ -1,7 +1,7 @@
 """Parsing Precoro's 429 responses into the exact time to wait until.
 
-Precoro puts the limiter's verdict in the JSON body (fact sheet §5, H-429):
-`{"error": ..., "RateLimit-Type": "Route based limiter by minute",
+Precoro puts the limiter's verdict in the JSON body (H-429; `docs/precoro-api.md`,
+"Rate limits"): `{"error": ..., "RateLimit-Type": "Route based limiter by minute",
 "RateLimit-Retry-After": "2025-12-16 09:00:49 UTC", "RateLimit-Limit": 1}`.
 The same names as HTTP headers and a standard `Retry-After` header (seconds or an
 HTTP date) are read too. When several say different things the latest time wins

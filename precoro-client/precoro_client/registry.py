@@ -1,9 +1,9 @@
 """The Precoro entity registry: the one place that knows each entity's API facts.
 
 The tap's streams, the target's sinks and the sandbox's routes are all generated from
-`ENTITIES`. Facts come from `shared/precoro-api/README.md`; where that fact sheet is
-silent the choice made here is marked "assumption" in the field or entity description
-and is documented in the sandbox README.
+`ENTITIES`. Facts and their public sources are in `docs/precoro-api.md`; where the
+sources are silent the choice made here is marked "assumption" in the field or entity
+description and is documented in the sandbox README.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ class Field:
     """Element type of an array of scalars; written as repeated `<name>[]`."""
     match_as: MatchAs = "code"
     """How values compare when records are linked by this field (see `MatchAs`)."""
+    variants: tuple[FieldType, ...] = ()
+    """Other JSON types Precoro sends for this field (polymorphic, or `[]` for an empty
+    object, as production clients declare it); the published schema accepts each."""
 
     @property
     def form_key(self) -> str:
@@ -153,8 +156,10 @@ ENABLE = Field("enable", "boolean", "False when the record is disabled in Precor
 EXTERNAL_ID = Field(
     "externalId",
     "string",
-    "Id of the record in the external system (set by POST or PATCH); null when unlinked.",
+    "Id of the record in the external system (set by POST or PATCH); null when unlinked."
+    " Production clients accept it as text or a number.",
     writable=True,
+    variants=("number",),
 )
 EXTERNAL_LOG = Field(
     "externalIntegrationLog",
@@ -186,6 +191,66 @@ DCF_VALUES = Field(
     "Document custom-field values as `{data: [{documentCustomField: {id}, value}]}`.",
 )
 
+# --- fields production clients declare (docs/precoro-api.md, "Record fields") ------------
+# The production tap (TAP) declares these in its stream schemas; the JSON types are the
+# ones it declares, polymorphic ones included (`variants`). What a field means is read
+# from its name where no source says more ("assumption").
+
+OR_EMPTY: tuple[FieldType, ...] = ("array",)
+"""An object Precoro sends as `[]` when it is empty (TAP declares object or array)."""
+ANY_SHAPE: tuple[FieldType, ...] = ("string", "array")
+"""An object that may also come as a label or a list (TAP: string, object or array)."""
+TEXT_OR_NUMBER: tuple[FieldType, ...] = ("number",)
+MONEY: tuple[FieldType, ...] = ("string",)
+"""An amount TAP declares number or string (decimal text)."""
+
+
+def declared(
+    name: str,
+    kind: FieldType,
+    description: str,
+    variants: tuple[FieldType, ...] = (),
+    *,
+    detail_only: bool = False,
+) -> Field:
+    """A read-only field that production clients declare for an endpoint."""
+    return Field(name, kind, description, detail_only=detail_only, variants=variants)
+
+
+def _detail(
+    name: str, kind: FieldType, description: str, variants: tuple[FieldType, ...] = ()
+) -> Field:
+    return declared(name, kind, description, variants, detail_only=True)
+
+
+APPROVING_WAY_DESC = "How the record is approved: a label, an object or a list (polymorphic)."
+XERO_ID_DESC = "Id of the record in Xero, when synced with it."
+QBO_ID_DESC = "Id of the record in QuickBooks Online, when synced with it."
+
+DOC_DECLARED_DETAIL = (
+    _detail("approvingWay", "object", APPROVING_WAY_DESC, ANY_SHAPE),
+    _detail("creator", "object", "User who created the document (`{id, email}`).", ("string",)),
+    _detail("note", "string", "Free-text note on the document."),
+    _detail("requiredDate", "date-time", "When the goods or the payment are required."),
+    _detail("exchangeRate", "object", "Rate to the company currency (`{rate, date}`).", OR_EMPTY),
+    _detail("precisionData", "object", "Decimal places used for amounts.", ("string",)),
+    _detail("sumInCompanyCurrency", "number", "Total in the company currency.", MONEY),
+    _detail("netSumInCompanyCurrency", "number", "Net total in the company currency.", MONEY),
+    _detail("sumPaidInCompanyCurrency", "number", "Paid so far, company currency.", MONEY),
+    _detail("withholdingTaxSum", "number", "Withholding tax withheld on the document.", MONEY),
+    _detail("budget", "object", "Budget the document is charged to (`{id, name}`).", OR_EMPTY),
+    _detail("budgetedSum", "number", "Amount counted against the budget.", MONEY),
+    _detail("usedTaxPercentInBudget", "string", "Share of the tax counted in the budget."),
+    _detail("isBudgetOverLimit", "boolean", "True when the document exceeds its budget."),
+    _detail(
+        "allDocumentCustomFieldOptionsIds",
+        "string",
+        "Ids of the options chosen in the document's custom fields, comma-separated.",
+    ),
+    _detail("qboId", "string", QBO_ID_DESC, TEXT_OR_NUMBER),
+)
+"""Detail fields TAP declares on both invoices and expenses."""
+
 MODIFIED_SINCE = ListFilter("modifiedSince", "updateDate", "since")
 BY_ID = ListFilter("id", "id", "eq")
 BY_EXTERNAL_ID = ListFilter("external_id[]", "externalId", "in")
@@ -209,6 +274,73 @@ DOC_FILTERS = (
     *APPROVAL_RANGE,
     *CREATE_RANGE,
 )
+
+
+def _sup(
+    name: str, kind: FieldType, description: str, variants: tuple[FieldType, ...] = ()
+) -> Field:
+    return declared(name, kind, description, variants)
+
+
+SUPPLIER_DECLARED = (
+    _sup("contacts", "object", "Contact persons as `{data: [...]}` (list rows too: TAP)."),
+    _sup("paymentTerms", "object", "Payment terms as `{data: [...]}` (list rows too: TAP)."),
+    _sup("attachments", "array", "Attached files (list rows too: TAP)."),
+    _sup("accountHolderName", "string", "Name on the supplier's bank account."),
+    _sup("bankName", "string", "Supplier's bank."),
+    _sup("bankAddress", "string", "Address of the supplier's bank."),
+    _sup("accountNumber", "string", "Bank account number (domestic format)."),
+    _sup("sortCode", "string", "UK bank sort code."),
+    _sup("americanBankersAssociationNumber", "string", "US ABA routing number."),
+    _sup("indianFinancialSystemCode", "string", "Indian IFSC bank code."),
+    _sup("permanentAccountNumber", "string", "Indian PAN tax id."),
+    _sup("taxPayer", "boolean", "True when the supplier is a registered tax payer."),
+    _sup("taxPayerType", "integer", "Tax payer type code (assumption: 0 company, 1 person)."),
+    _sup("taxPayerLabel", "string", "Label of the tax id shown in Precoro (VAT, EIN...)."),
+    _sup("conditions", "string", "Free-text supply conditions."),
+    _sup("deliveryPeriod", "number", "Usual delivery time in days."),
+    _sup("minimumSum", "number", "Minimum order amount."),
+    _sup("autoSendPOSupplier", "boolean", "True when approved orders are e-mailed to it."),
+    _sup("enterInvoiceAsOneLine", "boolean", "True when its invoices are keyed as one line."),
+    _sup("enableToleranceRate", "boolean", "True when a price tolerance applies."),
+    _sup("toleranceRatePercent", "number", "Price tolerance in percent."),
+    _sup("supplierToleranceLimitsSetup", "object", "Tolerance limits per rule.", OR_EMPTY),
+    _sup("approvalDate", "date-time", "When the supplier was approved; null if not yet."),
+    _sup("approvalSteps", "object", "Supplier approval route as `{data: [...]}`."),
+    _sup("approvingWay", "object", APPROVING_WAY_DESC, ANY_SHAPE),
+    _sup("approvalInfo", "object", "What the key's user may do: `{canApprove, canReject}`."),
+    _sup("isEnabledApproval", "boolean", "True when suppliers need approval."),
+    _sup("showApprovingWay", "object", "Approving way shown to the user.", ANY_SHAPE),
+    _sup("showApprovalReviewers", "object", "Reviewers shown to the user.", ANY_SHAPE),
+    _sup("voters", "object", "Users who voted on the supplier's approval.", OR_EMPTY),
+    _sup("substitute", "object", "Substitute approver, if any.", ANY_SHAPE),
+    _sup("creator", "object", "User who created the supplier (`{id, email}`)."),
+    _sup("creditBalanceSums", "object", "Credit-note balance per currency.", OR_EMPTY),
+    _sup("integrationStatus", "integer", "Integration status code.", ("string", "object", "array")),
+    _sup("netSuiteId", "string", "Id of the supplier in NetSuite, when synced.", TEXT_OR_NUMBER),
+    _sup("qboId", "string", QBO_ID_DESC),
+    _sup("xeroId", "string", XERO_ID_DESC),
+    _sup("afaxysSupplierId", "string", "Id of the supplier in Afaxys, when synced."),
+    _sup("accountSetupData", "array", "Per-integration account mapping of the supplier."),
+    _sup("marketSupplier", "object", "Marketplace supplier it is linked to (`{id, ...}`)."),
+    _sup("enableMarketSupplier", "boolean", "True when linked to a marketplace supplier."),
+    _sup("isMarketUpdatable", "boolean", "True when the marketplace may update it."),
+    _sup("marketContacts", "object", "Marketplace contacts as `{data: [...]}`."),
+    _sup("marketAttachments", "object", "Marketplace attachments.", OR_EMPTY),
+    _sup("isPunchoutSupplier", "boolean", "True for a punch-out catalog supplier."),
+    _sup("supplierRegistration", "object", "Self-registration record, if any.", ANY_SHAPE),
+    _sup("supplierRegistrations", "object", "Self-registration history.", OR_EMPTY),
+    _sup("dataSupplierCustomFields", "object", "Supplier custom-field values.", ("string",)),
+    _sup("supplierCustomFieldOptionValues", "object", "Chosen custom-field options.", OR_EMPTY),
+    _sup("supplierTaxDefaultOptions", "object", "Default taxes on its documents.", OR_EMPTY),
+    _sup("supplierICFDefaultOptions", "object", "Default item custom-field options.", OR_EMPTY),
+    _sup("supplierDCFDefaultOptions", "object", "Default document custom-field options.", OR_EMPTY),
+    _sup("supplierLegalEntities", "object", "Legal entities it serves (`[{id, name}]`).", OR_EMPTY),
+    _sup("isAllAccessLegalEntity", "boolean", "True when every legal entity may use it."),
+    _sup("accessToDocuments", "object", "Document types it may see (supplier portal).", OR_EMPTY),
+    _sup("propsVisibility", "object", "Which properties the supplier portal shows.", OR_EMPTY),
+)
+"""List and detail fields of suppliers beyond the core ones (TAP read them from list rows)."""
 
 # --- the entities -------------------------------------------------------------------------
 
@@ -276,9 +408,7 @@ SUPPLIERS = Entity(
         EXTERNAL_LOG,
         CREATE_DATE,
         UPDATE_DATE,
-        Field("contacts", "object", "Contact persons as `{data: [...]}`.", detail_only=True),
-        Field("paymentTerms", "object", "Payment terms as `{data: [...]}`.", detail_only=True),
-        Field("attachments", "array", "Attached files.", detail_only=True),
+        *SUPPLIER_DECLARED,
     ),
 )
 
@@ -316,6 +446,14 @@ ITEMS = Entity(
             "object",
             "Item custom-field values as `{data: [{id, value, itemCustomField: {id}}]}`.",
         ),
+        declared("dataProductCustomFields", "object", "Product custom-field values.", OR_EMPTY),
+        declared("disabledBySupplier", "boolean", "True when its supplier disabled it."),
+        declared("similar", "object", "Similar items (`[{id, sku}]`).", OR_EMPTY),
+        declared("mainInSimilar", "boolean", "True for the main item of its similar group."),
+        declared("bundleItems", "object", "Items of a bundle (`[{id, quantity}]`).", OR_EMPTY),
+        declared("groupItems", "object", "Items of a group (`[{id}]`).", OR_EMPTY),
+        declared("marketProduct", "object", "Marketplace product it mirrors.", OR_EMPTY),
+        declared("xeroId", "string", XERO_ID_DESC),
         EXTERNAL_ID,
         EXTERNAL_LOG,
         CREATE_DATE,
@@ -339,6 +477,9 @@ TAXES = Entity(
         Field("percent", "number", "Rate in percent.", writable=True, required=True),
         Field("value", "number", "Rate value as entered.", writable=True),
         Field("isWithholdingTax", "boolean", "True for a withholding tax.", writable=True),
+        declared("taxAmount", "number", "Fixed tax amount (assumption: 0 for a percent tax)."),
+        declared("qboId", "string", QBO_ID_DESC, TEXT_OR_NUMBER),
+        declared("xeroId", "string", XERO_ID_DESC, TEXT_OR_NUMBER),
         EXTERNAL_ID,
         EXTERNAL_LOG,
         CREATE_DATE,
@@ -562,6 +703,31 @@ _INVOICE_FIELDS = (
     UPDATE_DATE,
     *DOC_DETAIL,
     Field("payments", "array", "Payments registered against the invoice.", True),
+    *DOC_DECLARED_DETAIL,
+    _detail("company", "object", "The company (`{id, name}`).", ("string",)),
+    _detail("fromSupplier", "boolean", "True when the supplier submitted it (portal)."),
+    _detail("deliveryNote", "string", "Delivery note number."),
+    _detail("paymentTerm", "object", "Payment term applied (`{id, name}`).", ("string",)),
+    _detail("prepaymentPercent", "number", "Share paid before delivery.", MONEY),
+    _detail("postpaymentPercent", "number", "Share paid after invoicing.", MONEY),
+    _detail("creditPeriodDays", "integer", "Days until payment is due."),
+    _detail("toleranceRatePercent", "string", "Price tolerance in percent (decimal text)."),
+    _detail("toleranceRateSum", "string", "Price tolerance amount (decimal text)."),
+    _detail("updateExchangeRateDate", "date-time", "When the exchange rate was last set."),
+    _detail("isRequiredTaxesForItems", "boolean", "True when every line needs a tax."),
+    _detail("approvalStep", "object", "Current approval step (`{id, position}`).", ("string",)),
+    _detail("lastApprover", "object", "User who approved last (`{id, email}`).", OR_EMPTY),
+    _detail("secondInCharge", "object", "Deputy of the user in charge.", OR_EMPTY),
+    _detail("budgetLine", "object", "Budget line charged (`{id, name}`).", OR_EMPTY),
+    _detail("allocatedInvoice", "object", "Invoice a credit note is allocated to.", OR_EMPTY),
+    _detail("contracts", "object", "Contracts the invoice falls under.", OR_EMPTY),
+    _detail(
+        "relatedOcrAttachment",
+        "object",
+        "Scanned file the invoice was read from (assumption: `{id, name}`).",
+        ("array", "string"),
+    ),
+    _detail("xeroId", "string", XERO_ID_DESC, TEXT_OR_NUMBER),
 )
 _INVOICE_FILTERS = (
     *DOC_FILTERS,
@@ -652,6 +818,12 @@ EXPENSES = Entity(
         UPDATE_DATE,
         *DOC_DETAIL,
         Field("expensePayments", "array", "Reimbursements of the expense.", True),
+        *DOC_DECLARED_DETAIL,
+        _detail("issueDate", "date-time", "When the expense was incurred."),
+        _detail(
+            "lastEditor", "object", "User who edited it last (`{id, email}`).", ("string", "array")
+        ),
+        _detail("legalEntity", "object", "Legal entity (`{id, name}`).", OR_EMPTY),
     ),
 )
 

@@ -41,8 +41,48 @@ def _reference_schema(spec: Field) -> dict[str, Any]:
     }
 
 
+_VARIANT_ORDER: tuple[FieldType, ...] = (
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "date-time",
+    "date",
+    "object",
+    "array",
+)
+"""Order of a polymorphic field's `anyOf`: text first, so a loader that makes one column
+of the first type (target-duckdb, pipelinewise loaders) makes a text column, which holds
+every variant; an object or array first would make a JSON column that refuses a bare
+label."""
+
+
+def _variant(kind: FieldType) -> dict[str, Any]:
+    if kind == "object":
+        return {"type": "object", "additionalProperties": True}
+    if kind == "array":
+        return {"type": "array", "items": {}}
+    schema = _scalar(kind)
+    schema["type"] = kind if kind in ("integer", "number", "boolean") else "string"
+    return schema
+
+
+def _polymorphic_schema(spec: Field) -> dict[str, Any]:
+    kinds = sorted({spec.type, *spec.variants}, key=_VARIANT_ORDER.index)
+    return {
+        "description": spec.description,
+        "anyOf": [*(_variant(kind) for kind in kinds), {"type": "null"}],
+    }
+
+
 def field_schema(spec: Field) -> dict[str, Any]:
-    """JSON schema of one field, nullable, with the field's description."""
+    """JSON schema of one field, nullable, with the field's description.
+
+    A field with `variants` (Precoro sends it as more than one JSON type) is an `anyOf`
+    of every type it comes as.
+    """
+    if spec.variants:
+        return _polymorphic_schema(spec)
     if spec.ref is not None:
         return _reference_schema(spec)
     if spec.type == "array":

@@ -1,8 +1,9 @@
 """The duplicate-GET window keeps a margin and restarts when an attempt ends.
 
-Precoro refuses an identical GET within 60 s of the one it saw (fact sheet §5). The
-server sees a request some time after the governor admits it, so the window is
-counted from the end of each attempt, plus 10% as for the per-second spacing.
+Precoro refuses an identical GET within 60 s of the one it saw (`docs/precoro-api.md`,
+"Rate limits"). The server sees a request some time after the governor admits it, so
+the window is counted from the end of each attempt, plus 10% as for the per-second
+spacing.
 """
 
 from __future__ import annotations

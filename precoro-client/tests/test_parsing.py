@@ -8,7 +8,8 @@ from precoro_client.errors import parse_error_body
 from precoro_client.rate_limit import parse_precoro_time, parse_rate_limit
 from precoro_client.secret import register_secret
 
-# H-429 example, verbatim (shared/precoro-api/ratelimit-429-GET-response.json).
+# H-429 example, verbatim (precoro-sandbox/tests/fixtures/precoro-api/
+# ratelimit-429-GET-response.json; docs/precoro-api.md, "Rate limits").
 DOCUMENTED_429 = {
     "error": "Too many requests for this endpoint",
     "RateLimit-Type": "Route based limiter by minute",

@@ -8,6 +8,7 @@ only (urllib), so the sandbox keeps no third-party dependency.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -60,12 +61,20 @@ class AdminClient:
     """`sb.admin`: observe and steer a running sandbox."""
 
     def __init__(
-        self, base_url: str, admin_token: str = "sandbox-admin", timeout: float = 60.0
+        self,
+        base_url: str,
+        admin_token: str = "sandbox-admin",
+        timeout: float = 60.0,
+        ca_file: str | None = None,
     ) -> None:
-        """Point at a sandbox base URL (e.g. `http://127.0.0.1:8800`)."""
+        """Point at a sandbox base URL (e.g. `http://127.0.0.1:8800`).
+
+        `ca_file` is the CA an HTTPS sandbox printed (default: the system's trust store).
+        """
         self.base_url = base_url.rstrip("/")
         self.admin_token = admin_token
         self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def call(
         self, method: str, name: str, payload: dict[str, Any] | None = None, **query: Any
@@ -80,7 +89,9 @@ class AdminClient:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self.context
+            ) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             text = exc.read()

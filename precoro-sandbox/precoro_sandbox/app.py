@@ -17,6 +17,7 @@ written per entity, so the sandbox serves exactly what the registry says Precoro
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,9 @@ from precoro_sandbox.rules import BusinessRules
 from precoro_sandbox.store import Store, dumps, row_for
 from precoro_sandbox.webhooks import WebhookDispatcher
 from precoro_sandbox.writes import Writes
+
+NUMERIC_EXTERNAL_ID = re.compile(r'"externalId":"(0|[1-9][0-9]{0,14})"')
+"""An all-digit externalId in stored (compact) JSON that a number represents exactly."""
 
 __all__ = ["ADMIN_HEADER", "ADMIN_PREFIX", "Company", "Reply", "Sandbox"]
 """What `server.py` and older imports take from here; each lives in its own module."""
@@ -201,8 +205,15 @@ class Sandbox:
         return dates.stored_dt(self.clock.now())
 
     def render(self, text: str) -> bytes:
-        """Stored JSON text rendered in the company zone and date style, as bytes."""
-        return dates.render(text, self.settings.timezone, self.settings.date_style).encode()
+        """Stored JSON text rendered for clients, as bytes.
+
+        Dates are written in the company zone and date style; under the
+        `numeric_external_ids` switch all-digit externalIds become numbers.
+        """
+        rendered = dates.render(text, self.settings.timezone, self.settings.date_style)
+        if self.settings.numeric_external_ids:
+            rendered = NUMERIC_EXTERNAL_ID.sub(r'"externalId":\1', rendered)
+        return rendered.encode()
 
     def company_by_index(self, index: int) -> Company:
         """The company numbered `index` (KeyError otherwise)."""

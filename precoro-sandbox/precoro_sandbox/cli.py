@@ -67,7 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a supplier whose uniqueCode another supplier has",
     )  # fmt: skip
     serve.add_argument("--fully-paid-error", choices=FULLY_PAID_ERRORS, default="already_paid")
+    serve.add_argument(
+        "--numeric-external-ids", action="store_true",
+        help="serve an all-digit externalId as a JSON number instead of text",
+    )  # fmt: skip
     serve.add_argument("--db", default=None, help="keep the SQLite data in this file")
+    serve.add_argument(
+        "--tls", action="store_true",
+        help="serve HTTPS with a self-signed CA and certificate made at start (path printed)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--tls-dir", default=None, metavar="DIR",
+        help="write the TLS files (ca.pem, server.pem) here instead of a temporary directory",
+    )  # fmt: skip
     return parser
 
 
@@ -96,12 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown_filters=args.unknown_filters,
         unique_supplier_code=args.unique_supplier_code,
         fully_paid_error=args.fully_paid_error,
+        numeric_external_ids=args.numeric_external_ids,
         db=args.db,
+        tls=args.tls or args.tls_dir is not None,
+        tls_dir=args.tls_dir,
     )
     print(f"precoro-sandbox: generating data (seed {args.seed}, scale {args.scale})...", flush=True)
     server = SandboxServer(options)
     server.start()
     print(f"precoro-sandbox listening on {server.url}", flush=True)
+    if server.ca_path is not None:
+        print(f"  TLS: trust the CA in {server.ca_path} (e.g. REQUESTS_CA_BUNDLE={server.ca_path})")
     for company in server.sandbox.companies.values():
         print(f"  company {company.index}: X-AUTH-TOKEN={company.token} email={company.email}")
     print(f"  admin API: {server.url}/_sandbox/  (header X-Sandbox-Admin: {args.admin_token})")

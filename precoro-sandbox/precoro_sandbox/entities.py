@@ -20,7 +20,7 @@ from typing import Literal
 from precoro_client import registry
 from precoro_client.registry import Field
 
-from precoro_sandbox.datagen import documents, parties, reference
+from precoro_sandbox.datagen import declared, documents, parties, reference
 from precoro_sandbox.datagen.core import Context, Generator, MemoryContext, Record
 from precoro_sandbox.datagen.pools import (
     DCF_NAMES,
@@ -246,7 +246,16 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         build=_top(parties.suppliers),
         ref_keys=("id", "name", "currency"),
         activity_weight=10,
-        wrapped=frozenset({"contacts", "paymentTerms"}),
+        wrapped=frozenset(
+            {
+                "contacts",
+                "paymentTerms",
+                "approvalSteps",
+                "marketContacts",
+                "dataSupplierCustomFields",
+            }
+        ),
+        defaults=declared.new_supplier,
         unique=("uniqueCode",),
         write_only=((LEGAL_ENTITY_IDS, "legalentities"),),
     ),

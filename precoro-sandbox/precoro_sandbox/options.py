@@ -80,9 +80,15 @@ class SandboxOptions:
     unknown_filters: UnknownFilters = "ignore"
     unique_supplier_code: bool = False
     fully_paid_error: FullyPaidError = "already_paid"
+    numeric_external_ids: bool = False
     max_url_bytes: int = 8192
     """Longer request targets (path + query) get 414, as nginx's default 8 KB
     request-line buffer answers."""
+    tls: bool = False
+    """Serve HTTPS with a certificate made at start (`tls.py`); the URL becomes https."""
+    tls_dir: str | None = None
+    """Where the CA and server PEM files go when `tls` is on (default: a temporary
+    directory removed on close)."""
 
     def settings(self) -> Settings:
         """The runtime settings this server starts with."""
@@ -98,6 +104,7 @@ class SandboxOptions:
             unknown_filters=self.unknown_filters,
             unique_supplier_code=self.unique_supplier_code,
             fully_paid_error=self.fully_paid_error,
+            numeric_external_ids=self.numeric_external_ids,
         )
 
 
@@ -117,6 +124,9 @@ class Settings:
     unique_supplier_code: bool = False
     """Refuse a supplier whose `uniqueCode` another supplier of the company has (400)."""
     fully_paid_error: str = "already_paid"
+    numeric_external_ids: bool = False
+    """Serve an all-digit `externalId` (no leading zero) as a JSON number: production
+    clients accept text or a number, and which Precoro sends is not known."""
 
     def __post_init__(self) -> None:
         """Validate eagerly so a bad admin call fails loudly, not a later request."""
@@ -139,7 +149,7 @@ class Settings:
             raise ValueError(f"unknown_filters must be one of {UNKNOWN_FILTERS}")
         if self.fully_paid_error not in FULLY_PAID_ERRORS:
             raise ValueError(f"fully_paid_error must be one of {FULLY_PAID_ERRORS}")
-        for flag in ("patch_any_field", "unique_supplier_code"):
+        for flag in ("patch_any_field", "unique_supplier_code", "numeric_external_ids"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be true or false")
         if not 400 <= int(self.validation_status) <= 599:

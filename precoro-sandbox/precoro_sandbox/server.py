@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from precoro_sandbox.admin_client import AdminClient
 from precoro_sandbox.app import ADMIN_PREFIX, Reply, Sandbox
 from precoro_sandbox.faults import truncate
 from precoro_sandbox.options import SandboxOptions
+from precoro_sandbox.tls import Certificate, make_certificate
 
 _REASONS = {code: message for code, (message, _) in BaseHTTPRequestHandler.responses.items()}
 
@@ -36,10 +38,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        """Disable Nagle so small responses are not delayed on keep-alive connections."""
+        """Disable Nagle (no delayed small responses) and finish any TLS handshake.
+
+        The handshake runs here, in the connection's own thread, not in the accept loop.
+        """
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the sandbox keeps its own request log."""
@@ -104,9 +111,23 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+    def __init__(
+        self, address: tuple[str, int], sandbox: Sandbox, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.sandbox = sandbox
         super().__init__(address, _Handler)
+        if tls is not None:
+            # The handshake runs in the handler thread (`_Handler.setup`), so a slow or
+            # refusing client never holds up the accept loop.
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up or refuses the certificate is no sandbox error."""
+        if isinstance(request, ssl.SSLSocket):
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxServer:
@@ -121,13 +142,23 @@ class SandboxServer:
         self.sandbox = Sandbox(base)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.certificate: Certificate | None = None
+        """The TLS files when `options.tls` is on (made on first start)."""
 
     # --- lifecycle -------------------------------------------------------------------
+
+    def _bind(self) -> _Server:
+        tls = None
+        if self.options.tls:
+            if self.certificate is None:
+                self.certificate = make_certificate(self.options.host, self.options.tls_dir)
+            tls = self.certificate.server_context()
+        return _Server((self.options.host, self.options.port), self.sandbox, tls)
 
     def start(self) -> SandboxServer:
         """Open the socket and serve in a background thread."""
         if self._server is None:
-            self._server = _Server((self.options.host, self.options.port), self.sandbox)
+            self._server = self._bind()
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -140,7 +171,7 @@ class SandboxServer:
     def serve_forever(self) -> None:
         """Serve in the calling thread (the CLI)."""
         if self._server is None:
-            self._server = _Server((self.options.host, self.options.port), self.sandbox)
+            self._server = self._bind()
         self._server.serve_forever(poll_interval=0.2)
 
     def close(self) -> None:
@@ -151,6 +182,8 @@ class SandboxServer:
                 self._thread.join(timeout=5)
             self._server.server_close()
             self._server = None
+        if self.certificate is not None:
+            self.certificate.remove()
         self.sandbox.close()
 
     def __enter__(self) -> SandboxServer:
@@ -177,8 +210,14 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        """Base URL of the emulated API, e.g. `http://127.0.0.1:8800`."""
-        return f"http://{self.options.host}:{self.port}"
+        """Base URL of the emulated API, e.g. `http://127.0.0.1:8800` (https with TLS)."""
+        scheme = "https" if self.options.tls else "http"
+        return f"{scheme}://{self.options.host}:{self.port}"
+
+    @property
+    def ca_path(self) -> str | None:
+        """The CA file clients must trust when serving HTTPS (None on plain HTTP)."""
+        return None if self.certificate is None else str(self.certificate.ca_path)
 
     @property
     def token(self) -> str:
@@ -208,4 +247,4 @@ class SandboxServer:
     @property
     def admin(self) -> AdminClient:
         """Typed client of the `/_sandbox/` admin API."""
-        return AdminClient(self.url, self.options.admin_token)
+        return AdminClient(self.url, self.options.admin_token, ca_file=self.ca_path)

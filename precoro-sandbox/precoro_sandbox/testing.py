@@ -21,9 +21,17 @@ START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
 
 def client(sb: SandboxServer, company: int = 1) -> requests.Session:
-    """A keep-alive session carrying a company's Precoro auth headers."""
+    """A keep-alive session carrying a company's Precoro auth headers.
+
+    It trusts the sandbox's CA when the sandbox serves HTTPS.
+    """
     session = requests.Session()
     session.headers.update(sb.company_headers(company))
+    if sb.ca_path is not None:
+        # requests lets REQUESTS_CA_BUNDLE (set system-wide on many machines) override a
+        # session's `verify`; this session must trust the sandbox's CA whatever the env.
+        session.trust_env = False
+        session.verify = sb.ca_path
     return session
 
 

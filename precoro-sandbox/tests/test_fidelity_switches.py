@@ -184,3 +184,31 @@ def test_a_client_sending_per_page_costs_the_same_under_any_default(sandbox, api
     pages = -(-len(rows) // 200) + (len(rows) % 200 == 0)
     assert sandbox.admin.counters().get("GET", "/items") == pages
     assert len(api.get(f"{sandbox.url}/items").json()["data"]) == min(default, len(rows))
+
+
+# --- externalId as a number ----------------------------------------------------------
+
+
+def test_numeric_external_ids_switch(sandbox, api):
+    """Text by default; with the switch an all-digit id comes as a number everywhere it is
+    served (list, detail, write answers, nested copies), still found by `external_id[]`."""
+    url = f"{sandbox.url}/suppliers"
+    first, second = api.get(url).json()["data"][:2]
+    assert api.patch(f"{url}/{first['id']}", data={"externalId": "4711"}).status_code == 200
+    assert api.patch(f"{url}/{second['id']}", data={"externalId": "00815"}).status_code == 200
+    assert api.get(f"{url}/{first['id']}").json()["externalId"] == "4711"
+
+    sandbox.admin.set_settings(numeric_external_ids=True)
+    assert api.get(f"{url}/{first['id']}").json()["externalId"] == 4711
+    found = api.get(url, params={"external_id[]": "4711"}).json()["data"]
+    assert [(row["id"], row["externalId"]) for row in found] == [(first["id"], 4711)]
+    # A leading zero has no exact number: it stays text.
+    assert api.get(f"{url}/{second['id']}").json()["externalId"] == "00815"
+    answer = api.patch(f"{url}/{first['id']}", data={"externalId": "4712"}).json()
+    assert answer["externalId"] == 4712
+    text_ids = [row for row in all_rows(api, url) if isinstance(row["externalId"], str)]
+    assert text_ids, "ids such as V-00002 stay text"
+    assert all(not row["externalId"].isdigit() or row["externalId"][0] == "0" for row in text_ids)
+
+    sandbox.admin.set_settings(numeric_external_ids=False)
+    assert api.get(f"{url}/{first['id']}").json()["externalId"] == "4712"

@@ -6,6 +6,7 @@ import atexit
 import tempfile
 from pathlib import Path
 
+from precoro_client import registry
 from precoro_sandbox.server import SandboxServer
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_precoro.tap import TapPrecoro
@@ -35,3 +36,20 @@ TestTapPrecoro = get_tap_test_class(
     catalog=catalog_selecting(CONFIG, None),
     suite_config=SuiteConfig(),
 )
+
+
+def _polymorphic(param_id: str) -> bool:
+    """A field Precoro sends as more than one JSON type (`Field.variants`)."""
+    stream, _, name = param_id.partition(".")
+    return bool(registry.get(stream).field(name).variants)
+
+
+# The SDK's typed attribute tests (`is_numeric`, `is_object`...) pick every property whose
+# schema *includes* the type and then require every value to have it, which a union such
+# as text-or-number (`externalId`, `qboId`) breaks by design. They also cache the values
+# of the first property on the one test instance they share, so one such failure shows
+# under every property. Unions are covered by test_schemas.py (jsonschema validation of
+# every served record); the typed checks keep the single-type properties.
+for _test_name, _params in TestTapPrecoro.params.items():
+    if _test_name.startswith("test_tap_stream_attribute_is_"):
+        _params[:] = [param for param in _params if not _polymorphic(param.id)]

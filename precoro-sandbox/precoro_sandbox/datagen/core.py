@@ -179,6 +179,10 @@ class Generator:
         """The collection's own deterministic random stream."""
         return random.Random(f"{self.seed}:{self.company}:{coll}")
 
+    def side_rng(self, coll: str, record_id: int) -> random.Random:
+        """A record's own random stream, apart from its collection's (`datagen.declared`)."""
+        return random.Random(f"{self.seed}:{self.company}:{coll}:{record_id}")
+
     def dates(self, rng: random.Random, max_age_days: float = 730) -> tuple[int, int]:
         """(created, updated) epoch seconds before the anchor, updated at most 45 days later."""
         created = self.anchor - rng.randint(HOUR, int(max_age_days * DAY))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from precoro_sandbox.datagen import declared
 from precoro_sandbox.datagen.core import (
     APPROVED_LIKE,
     DAY,
@@ -165,6 +166,7 @@ def invoice(
         **detail,
         "payments": [payment_summary(p) for p in made],
     }
+    record.update(declared.invoice(gen, ctx, record))
     return record, made
 
 
@@ -204,7 +206,7 @@ def expenses(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record
     detail, net, total = gen.doc_detail(ctx, rng, currency, created, approved)
     approval = min(created + rng.randint(HOUR, 2 * DAY), updated) if approved else None
     idn = gen.seq.next_idn(gen.company, "expenses")
-    return {
+    rec: Record = {
         "id": gen.seq.next_id("expenses"),
         "idn": idn,
         "customName": rng.choice(("Travel", "Team lunch", "Conference", "Taxi", "Hotel"))
@@ -225,6 +227,8 @@ def expenses(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record
         **detail,
         "expensePayments": [],
     }
+    rec.update(declared.expense(gen, ctx, rec))
+    return rec
 
 
 def invoices_with_payments(gen: Generator, ctx: MemoryContext) -> Iterator[tuple[str, Record]]:

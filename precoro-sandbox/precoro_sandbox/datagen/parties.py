@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from precoro_sandbox.datagen import declared
 from precoro_sandbox.datagen.core import Context, Generator, Record, iban, slug, tax_id
 from precoro_sandbox.datagen.pools import (
     ADJECTIVES,
@@ -43,7 +44,7 @@ def suppliers(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Recor
         }
         for k in range(rng.randint(0, 2))
     ]
-    return {
+    rec: Record = {
         "id": supplier_id,
         "name": name,
         "uniqueCode": f"SUP-{i + 1:06d}",
@@ -70,6 +71,8 @@ def suppliers(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Recor
         "paymentTerms": {"data": [] if term is None else [term]},
         "attachments": [],
     }
+    rec.update(declared.supplier(gen, ctx, rec, country))
+    return rec
 
 
 def items(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record:
@@ -80,7 +83,7 @@ def items(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record:
     kind = 1 if "Service" in product or "Hour" in product or "Subscription" in product else 0
     created, updated = gen.dates(rng)
     item_id = gen.seq.next_id("items")
-    return {
+    rec: Record = {
         "id": item_id,
         "name": name,
         "sku": f"SKU-{item_id}",
@@ -98,3 +101,5 @@ def items(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record:
         "createDate": stored(created),
         "updateDate": stored(updated),
     }
+    rec.update(declared.item(gen, ctx, rec))
+    return rec

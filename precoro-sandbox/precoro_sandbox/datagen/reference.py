@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from precoro_sandbox.datagen import declared
 from precoro_sandbox.datagen.core import Context, Generator, MemoryContext, Record, epoch_of, slug
 from precoro_sandbox.datagen.pools import (
     BUDGETS,
@@ -35,7 +36,7 @@ def taxes(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record:
     if i >= len(TAXES):
         name = f"{name} ({i // len(TAXES) + 1})"
     created, updated = gen.dates(rng)
-    return {
+    rec: Record = {
         "id": gen.seq.next_id("taxes"),
         "name": name,
         "percent": percent,
@@ -45,6 +46,8 @@ def taxes(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record:
         "createDate": stored(created),
         "updateDate": stored(updated),
     }
+    rec.update(declared.tax(gen, rec))
+    return rec
 
 
 def paymentterms(gen: Generator, ctx: Context, rng: random.Random, i: int) -> Record:

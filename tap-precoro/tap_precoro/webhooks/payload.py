@@ -1,4 +1,6 @@
-"""Validation of one webhook body: `{"id", "type", "action", "idn"}` (fact sheet §6).
+"""Validation of one webhook body: `{"id", "type", "action", "idn"}`.
+
+The body's facts are in `docs/precoro-api.md`, "Webhooks".
 
 Only the documented keys are kept. Extra keys are accepted because the official
 example was cut off after `"idn":5,` and more keys may exist; they are not stored,
