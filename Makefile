@@ -82,3 +82,4 @@ lock: $(STAMP)
 readme: $(STAMP)
 	$(BIN)/python scripts/readme_settings.py
 	$(BIN)/python scripts/meltano_settings.py
+	$(BIN)/python scripts/fields_reference.py

@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from precoro_client.registry import PARENT_ID_FIELD as PARENT_FIELD
 from precoro_client.registry import Entity, Field
 from target_precoro.streams import SUPPORTED_STREAMS, can_create, can_update, dependencies
 from target_precoro.target import DRAIN_RANK
-from target_precoro.validate import PARENT_FIELD
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "fields.md"
