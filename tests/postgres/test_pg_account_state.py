@@ -260,3 +260,41 @@ def test_round_trips_per_record_on_postgres(sandbox, machines, capsys, monkeypat
     assert by_table["versions"] == 1
     per_record_ms = round(seconds[0] * 1000 / n, 2)  # includes the first connect
     print(json.dumps({"records": n, "statements": by_table, "ms_per_record": per_record_ms}))
+
+
+def test_the_account_state_stops_cleanly_when_the_database_goes_away(
+    sandbox, tmp_path, own_postgres
+):
+    """Every store raises `LedgerUnavailable` (naming the setting, not the password) once
+    the database is gone, and keeps raising: the target's stop-and-exit-75 path."""
+    from precoro_client.errors import LedgerUnavailable
+    from precoro_client.settings import PrecoroSettings
+    from target_precoro.account_state import AccountState
+
+    url = own_postgres.create_database()
+    config = make_config(sandbox, tmp_path, state_backend_url=url)
+    state = AccountState(PrecoroSettings.from_config(config))
+    journal = state.journal("run-1")
+    seq = journal.intent("suppliers", 0, f"{PREFIX}-X", "POST", "/suppliers")
+    assert f"{PREFIX}-X" in journal.open_writes("suppliers", 0)
+    own_postgres.kill()
+    with pytest.raises(LedgerUnavailable) as failed:
+        journal.done(seq, 1)
+    assert "state_backend_url" in str(failed.value)
+    with pytest.raises(LedgerUnavailable):  # never reconnects within the run
+        journal.open_writes("suppliers", 0)
+    own_postgres.start()
+    with pytest.raises(LedgerUnavailable):
+        journal.open_writes("suppliers", 0)
+    journal.close()
+    # The next run sees the intent still open: it looks the record up before writing.
+    again = AccountState(PrecoroSettings.from_config(config)).journal("run-2")
+    assert again.open_writes("suppliers", 0)[f"{PREFIX}-X"].method == "POST"
+    again.close()
+    # A refused connection names the setting and hides the password.
+    config["state_backend_url"] = "postgresql://precoro:s3cret-pw@127.0.0.1:1/precoro"
+    broken = AccountState(PrecoroSettings.from_config(config))
+    with pytest.raises(LedgerUnavailable) as refused:
+        broken.journal("run-3").open_writes("suppliers", 0)
+    assert "state_backend_url" in str(refused.value)
+    assert "s3cret-pw" not in str(refused.value)
