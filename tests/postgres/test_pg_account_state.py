@@ -132,7 +132,14 @@ def test_a_post_whose_answer_was_lost_on_machine_a_is_not_sent_again_by_machine_
         (open_entries,) = conn.execute(
             "SELECT count(*) FROM precoro_target_journal WHERE state IN ('intent', 'unknown')"
         ).fetchone() or (None,)
+        dumped = [
+            str(conn.execute(f"SELECT array_agg(t::text) FROM {table} t").fetchone())
+            for table in ("precoro_target_journal", "precoro_target_versions",
+                          "precoro_target_bases")
+        ]  # fmt: skip
     assert open_entries == 0  # resolved by B's look-up
+    assert frozen.token not in "".join(dumped)  # keyed by the account hash, never the token
+    assert "PGS-0" in dumped[0]
 
 
 def test_a_post_never_applied_is_sent_by_machine_b_only_after_the_settle_period(
