@@ -305,3 +305,47 @@ def test_the_account_state_stops_cleanly_when_the_database_goes_away(
         broken.journal("run-3").open_writes("suppliers", 0)
     assert "state_backend_url" in str(refused.value)
     assert "s3cret-pw" not in str(refused.value)
+
+
+def test_switching_a_machine_to_postgres_moves_its_open_writes_versions_and_bases(
+    frozen, machines, capsys, monkeypatch
+):
+    a, b = machines(frozen)
+    text = singer("suppliers", suppliers(PREFIX, "Switch", 2), {"done": True})
+    frozen.admin.set_faults(
+        [{"kind": "apply_later", "route": "/suppliers", "method": "POST", "times": 1,
+          "delay_seconds": LATE}]
+    )  # fmt: skip
+    alone = {k: v for k, v in a.config.items() if k != "state_backend_url"}
+    with monkeypatch.context() as env:
+        env.setenv("HOME", str(a.home))
+        first = run_target(alone, text, capsys)  # SQLite files beside A's ledger
+    assert first.outcome_of(f"{PREFIX}-0") == "unresolved"
+    assert first.outcome_of(f"{PREFIX}-1") == "created"
+    assert a.local_state_files() == sorted(
+        f"{p.name}" for p in (a.home / "ledger").glob("write-*.sqlite3")
+    )
+    assert len(a.local_state_files()) == 3
+
+    # A now runs with state_backend_url: its files move into PostgreSQL...
+    switched = a.run(text, capsys, monkeypatch)
+    assert switched.outcome_of(f"{PREFIX}-0") == "unresolved"
+    assert switched.outcome_of(f"{PREFIX}-1") == "unchanged"
+    assert len(list((a.home / "ledger").glob("write-*.adopted"))) == 2  # versions, bases
+    with psycopg.connect(a.pg_url) as conn:
+        (bases,) = conn.execute("SELECT count(*) FROM precoro_target_bases").fetchone() or (0,)
+        (moved,) = conn.execute(
+            "SELECT count(*) FROM precoro_target_journal WHERE external_id = %s",
+            (f"{PREFIX}-0",),
+        ).fetchone() or (0,)
+    assert bases == 1  # PGS-1's base, written by A's SQLite run
+    assert moved == 1  # the open POST, moved from A's journal file
+    # ...so B, which never saw them, holds the open POST back and keeps A's base.
+    second = b.run(text, capsys, monkeypatch)
+    assert second.outcome_of(f"{PREFIX}-0") == "unresolved"
+    assert _posts(frozen) == 2
+    frozen.admin.advance_clock(LATE + 1)
+    third = b.run(text, capsys, monkeypatch)
+    assert third.outcome_of(f"{PREFIX}-0") == "created"
+    assert _posts(frozen) == 2
+    assert rows_per_external_id(frozen, PREFIX) == {f"{PREFIX}-0": 1, f"{PREFIX}-1": 1}
