@@ -349,3 +349,57 @@ def test_switching_a_machine_to_postgres_moves_its_open_writes_versions_and_base
     assert third.outcome_of(f"{PREFIX}-0") == "created"
     assert _posts(frozen) == 2
     assert rows_per_external_id(frozen, PREFIX) == {f"{PREFIX}-0": 1, f"{PREFIX}-1": 1}
+
+
+def test_machine_a_killed_after_its_post_was_lost_does_not_make_machine_b_post_again(
+    frozen, machines, capsys, monkeypatch
+):
+    """A real kill -9 of machine A's process: its journal entry is all that is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    a, b = machines(frozen)
+    text = singer("suppliers", suppliers(PREFIX, "Killed", 2), {"done": True})
+    # A's first POST is dropped and applied LATE s later; A's look-up of it (GET 2,
+    # after the batch's look-up) is held in the sandbox while A is killed -9.
+    frozen.admin.set_faults(
+        [{"kind": "apply_later", "route": "/suppliers", "method": "POST", "times": 1,
+          "delay_seconds": LATE},
+         {"kind": "delay", "route": "/suppliers", "method": "GET", "delay_seconds": 2.0,
+          "schedule": [2]}]
+    )  # fmt: skip
+    folder = a.home.parent
+    (folder / "config.json").write_text(json.dumps(a.config))
+    (folder / "input.singer").write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_PRECORO_")}
+    env["HOME"] = str(a.home)
+    target = Path(sys.executable).with_name("target-precoro")
+    with (folder / "stderr.log").open("wb") as err:
+        proc = subprocess.Popen(
+            [str(target), "--config", str(folder / "config.json"), "--input",
+             str(folder / "input.singer")],
+            stdout=subprocess.DEVNULL, stderr=err, env=env,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while frozen.admin.faults()["rules"][1]["fired"] < 1:
+        assert proc.poll() is None, (folder / "stderr.log").read_text()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert _posts(frozen) == 1
+    assert rows_per_external_id(frozen, PREFIX) == {}  # A's POST is not applied yet
+
+    second = b.run(text, capsys, monkeypatch)
+    held = second.by_id()[f"{PREFIX}-0"]
+    assert (held["outcome"], held["final"]) == ("unresolved", False), held
+    assert second.outcome_of(f"{PREFIX}-1") == "created"  # never sent by A
+    assert _posts(frozen) == 2
+    frozen.admin.advance_clock(LATE + 1)
+    third = b.run(text, capsys, monkeypatch)
+    assert third.outcome_of(f"{PREFIX}-0") == "created"
+    assert third.states == [{"done": True}]
+    assert _posts(frozen) == 2
+    assert rows_per_external_id(frozen, PREFIX) == {f"{PREFIX}-0": 1, f"{PREFIX}-1": 1}
