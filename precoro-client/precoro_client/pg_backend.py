@@ -80,6 +80,22 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS precoro_account_locks (ledger_key TEXT PRIMARY KEY, "
     "pid INTEGER NOT NULL, host TEXT NOT NULL, run_id TEXT NOT NULL, since TEXT NOT NULL, "
     "program TEXT NOT NULL)",
+    # target-precoro's account state (journal, record versions, three-way bases): the
+    # same columns as its SQLite files, plus the ledger key (one file per account there).
+    "CREATE TABLE IF NOT EXISTS precoro_target_journal (seq BIGSERIAL PRIMARY KEY, "
+    "ledger_key TEXT NOT NULL, run TEXT NOT NULL, entity TEXT NOT NULL, "
+    "parent BIGINT NOT NULL, external_id TEXT NOT NULL, method TEXT NOT NULL, "
+    "path TEXT NOT NULL, state TEXT NOT NULL, precoro_id BIGINT, status INTEGER, "
+    "message TEXT, started DOUBLE PRECISION NOT NULL, finished DOUBLE PRECISION, "
+    "sent_by DOUBLE PRECISION, base TEXT)",
+    "CREATE INDEX IF NOT EXISTS precoro_target_journal_open "
+    "ON precoro_target_journal (ledger_key, entity, parent, state)",
+    "CREATE TABLE IF NOT EXISTS precoro_target_versions (ledger_key TEXT NOT NULL, "
+    "stream TEXT NOT NULL, external_id TEXT NOT NULL, started DOUBLE PRECISION NOT NULL, "
+    "line BIGINT NOT NULL, run TEXT NOT NULL, PRIMARY KEY (ledger_key, stream, external_id))",
+    "CREATE TABLE IF NOT EXISTS precoro_target_bases (ledger_key TEXT NOT NULL, "
+    "entity TEXT NOT NULL, parent BIGINT NOT NULL, id BIGINT NOT NULL, data TEXT NOT NULL, "
+    "PRIMARY KEY (ledger_key, entity, parent, id))",
 )
 
 _held_lock = threading.Lock()
@@ -476,3 +492,108 @@ class PostgresAccountLock(AccountLock):
             return None
         pid, host, run_id, since, program = row
         return LockHolder(pid=pid, host=host, run_id=run_id, since=since, program=program)
+
+
+class PostgresSession:
+    """One autocommit connection for state kept beside the ledger (the target's journal).
+
+    Handled like the ledger's: connected (and the tables created) on first use, never
+    reopened; any database error marks it broken and raises `LedgerUnavailable`, now
+    and on every later use, so the caller stops cleanly. Every statement commits on
+    its own (the journal's intent is durable before the request leaves); `run_many`
+    is one transaction. `statements` counts round trips (`run_many` pipelines its
+    rows). Shared by several stores: each calls `attach()` and `close()`; the last
+    `close()` closes the connection.
+    """
+
+    def __init__(self, settings: PrecoroSettings) -> None:
+        """Nothing is opened until the first statement."""
+        self._settings = settings
+        self.key = settings.ledger_key
+        """Rows are keyed by this hash of token + API URL, never the token."""
+        self._conn: psycopg.Connection[Any] | None = None
+        self._broken: str | None = None
+        self._closed = False
+        self._thread_lock = threading.RLock()
+        self._users = 0
+        self.statements = 0
+
+    def attach(self) -> PostgresSession:
+        """One more store uses this session (closed when the last one closes)."""
+        with self._thread_lock:
+            self._users += 1
+        return self
+
+    def _unavailable(self, problem: str) -> LedgerUnavailable:
+        return LedgerUnavailable(SETTING, shown_backend(self._settings), problem)
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        self._broken = _problem(exc)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        raise self._unavailable(self._broken) from None
+
+    def _c(self) -> psycopg.Connection[Any]:
+        if self._broken is not None:
+            raise self._unavailable(self._broken)
+        if self._conn is None:
+            if self._closed:
+                raise self._unavailable("the connection was closed")
+            try:
+                conn = connect(self._settings, autocommit=True)
+            except LedgerUnavailable as exc:
+                self._broken = exc.problem
+                raise
+            self._conn = conn
+            try:
+                ensure_schema(conn)
+            except psycopg.Error as exc:
+                self._fail(exc)
+        return self._conn
+
+    def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        """The rows of one statement."""
+        with self._thread_lock:
+            try:
+                self.statements += 1
+                cur = self._c().execute(query, params)
+                result: list[Row] = cur.fetchall() if cur.description is not None else []
+            except psycopg.Error as exc:
+                self._fail(exc)
+        return result
+
+    def run(self, query: str, params: tuple[Any, ...] = ()) -> int:
+        """One statement; returns its row count."""
+        with self._thread_lock:
+            try:
+                self.statements += 1
+                return int(self._c().execute(query, params).rowcount)
+            except psycopg.Error as exc:
+                self._fail(exc)
+
+    def run_many(self, query: str, params: list[tuple[Any, ...]]) -> None:
+        """One statement for many rows, in one transaction (psycopg pipelines them)."""
+        if not params:
+            return
+        with self._thread_lock:
+            try:
+                self.statements += 1
+                conn = self._c()
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(query, params)
+            except psycopg.Error as exc:
+                self._fail(exc)
+
+    def close(self) -> None:
+        """One store is done; the last closes the connection (later use raises)."""
+        with self._thread_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()

@@ -293,13 +293,15 @@ class PrecoroSettings:
         kind=th.StringType,
         secret=True,
         description=(
-            "Where the budget ledger and the account write lock live. Empty: the SQLite "
-            "file at budget_ledger_path (one machine). `postgresql://user:password@host/db`: "
-            "a PostgreSQL database shared by every worker on every machine, so they spend "
-            "one budget and take turns writing (keyed by the same hash, never the key)."
+            "Where the budget ledger, the account write lock and the target's write "
+            "journal, record versions and three-way bases live. Empty: SQLite files at "
+            "budget_ledger_path (one machine). `postgresql://user:password@host/db`: a "
+            "PostgreSQL database shared by every worker on every machine, so they spend "
+            "one budget, take turns writing and see each other's writes (keyed by the "
+            "same hash, never the key)."
         ),
     )
-    """PostgreSQL URL holding the ledger and the account lock; None: SQLite at the path."""
+    """PostgreSQL URL holding the ledger, the lock and the target's account state; None: SQLite."""
     user_agent: str | None = declare(
         None,
         kind=th.StringType,

@@ -24,6 +24,8 @@ Precoro id. How it stays correct without re-reading whole collections:
 from __future__ import annotations
 
 import json
+import sqlite3
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -37,6 +39,7 @@ from precoro_client.client import PrecoroClient
 from precoro_client.errors import ValidationFailed
 from precoro_client.limits import MAX_EXTERNAL_IDS
 from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
+from typing_extensions import override
 
 from target_precoro.sqlite import open_db
 
@@ -108,24 +111,87 @@ def _lookup_param(entity: Entity) -> str:
     raise ValueError(msg)
 
 
+BaseRow = tuple[str, int, int, str]
+"""(entity, parent, Precoro id, JSON of field -> value)."""
+
+
+class BasesBackend(ABC):
+    """Where the three-way bases live; `IndexStore` decides what they hold.
+
+    `put` runs inside the index file's transaction: the SQLite bases (an attached
+    file) commit with the records; PostgreSQL's (`pg_state.PostgresBases`) commit
+    first, so a kill in between leaves a base ahead of a stale cached row, which the
+    next refresh or look-up replaces (never a cached row ahead of its base, which
+    would read our own write as a person's edit).
+    """
+
+    @abstractmethod
+    def get(self, entity: str, parent: int, precoro_id: int) -> str | None:
+        """The stored JSON of one record's base."""
+
+    @abstractmethod
+    def put(self, rows: list[BaseRow]) -> None:
+        """Insert or replace rows."""
+
+    @abstractmethod
+    def delete(self, keys: list[tuple[str, int, int]]) -> None:
+        """Forget the bases of these records."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the backend holds."""
+
+
+class SqliteBases(BasesBackend):
+    """A `bases` table on the index's connection (its own or an attached shared file)."""
+
+    def __init__(self, db: sqlite3.Connection, table: str) -> None:
+        """Use `table` (`main.bases` or `shared.bases`) of `db`."""
+        self.db = db
+        self.table = table
+
+    @override
+    def get(self, entity: str, parent: int, precoro_id: int) -> str | None:
+        row = self.db.execute(
+            f"SELECT data FROM {self.table} WHERE entity=? AND parent=? AND id=?",
+            (entity, parent, precoro_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @override
+    def put(self, rows: list[BaseRow]) -> None:
+        self.db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?, ?)", rows)
+
+    @override
+    def delete(self, keys: list[tuple[str, int, int]]) -> None:
+        self.db.executemany(f"DELETE FROM {self.table} WHERE entity=? AND parent=? AND id=?", keys)
+
+    @override
+    def close(self) -> None:
+        """Nothing: the tables share the index's connection, which `IndexStore` closes."""
+
+
 class IndexStore:
     """The SQLite cache itself (no HTTP)."""
 
-    def __init__(self, path: Path, bases: Path | None = None) -> None:
-        """Open (and create) the cache file; `bases`: the account's shared base file.
+    def __init__(self, path: Path, bases: Path | BasesBackend | None = None) -> None:
+        """Open (and create) the cache file; `bases`: the account's shared bases.
 
         The three-way bases say what *we* last wrote or saw equal, so every writer of
-        the account must share them, like the journal (beside the account lock): with a
-        base per `state_dir`, one pipeline's write looks like a person's edit to another
-        and ends in a false `conflict`. Bases an older version kept in this file are
-        moved there once. Without `bases` (a locked-out run) they stay in this file.
+        the account must share them, like the journal (beside the account lock, or in
+        PostgreSQL): with a base per `state_dir`, one pipeline's write looks like a
+        person's edit to another and ends in a false `conflict`. Bases an older version
+        kept in this file are moved to a shared file once. Without `bases` (a
+        locked-out run) they stay in this file.
         """
         self.db = open_db(path, _SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
         if "confirmed" not in columns:  # an index written before rechecks: all are due
             self.db.execute("ALTER TABLE records ADD COLUMN confirmed REAL")
-        self._bases = "main.bases"
-        if bases is not None:
+        self.bases: BasesBackend = SqliteBases(self.db, "main.bases")
+        if isinstance(bases, BasesBackend):
+            self.bases = bases
+        elif bases is not None:
             bases.parent.mkdir(parents=True, exist_ok=True)
             self.db.execute("ATTACH DATABASE ? AS shared", (str(bases),))
             self.db.execute("PRAGMA shared.journal_mode=WAL")
@@ -139,11 +205,14 @@ class IndexStore:
                 cur.execute("INSERT OR IGNORE INTO shared.bases SELECT * FROM main.bases")
                 cur.execute("DELETE FROM main.bases")
                 cur.execute("COMMIT")
-            self._bases = "shared.bases"
+            self.bases = SqliteBases(self.db, "shared.bases")
 
     def close(self) -> None:
-        """Close the file."""
-        self.db.close()
+        """Close the file (and the shared bases' connection)."""
+        try:
+            self.bases.close()
+        finally:
+            self.db.close()
 
     def put(
         self,
@@ -175,23 +244,26 @@ class IndexStore:
             return
         with closing(self.db.cursor()) as cur:
             cur.execute("BEGIN")
-            cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", values)
-            cur.executemany(f"INSERT OR REPLACE INTO {self._bases} VALUES (?, ?, ?, ?)", changed)
+            try:
+                if changed:
+                    self.bases.put(changed)
+                cur.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", values)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
             cur.execute("COMMIT")
 
     def drop(self, entity: str, parent: int, ids: Iterable[int]) -> None:
         """Forget records Precoro no longer has (and their bases)."""
         keys = [(entity, parent, int(i)) for i in ids]
         self.db.executemany("DELETE FROM records WHERE entity=? AND parent=? AND id=?", keys)
-        self.db.executemany(f"DELETE FROM {self._bases} WHERE entity=? AND parent=? AND id=?", keys)
+        if keys:
+            self.bases.delete(keys)
 
     def base(self, entity: str, parent: int, precoro_id: int) -> dict[str, Any] | None:
         """The three-way base of a record: field -> value last written or seen equal."""
-        row = self.db.execute(
-            f"SELECT data FROM {self._bases} WHERE entity=? AND parent=? AND id=?",
-            (entity, parent, precoro_id),
-        ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        text = self.bases.get(entity, parent, precoro_id)
+        return None if text is None else dict(json.loads(text))
 
     def set_base(self, entity: str, parent: int, precoro_id: int, values: dict[str, Any]) -> None:
         """Move the base of the given fields (others keep theirs); no write if unchanged."""
@@ -205,7 +277,7 @@ class IndexStore:
 
     def _changed_bases(
         self, entity: str, parent: int, updates: Iterable[tuple[int, dict[str, Any]]]
-    ) -> list[tuple[str, int, int, str]]:
+    ) -> list[BaseRow]:
         """Rows of `bases` to write: each record's base with the given fields moved."""
         rows = []
         for precoro_id, values in updates:

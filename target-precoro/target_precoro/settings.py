@@ -158,9 +158,9 @@ class TargetSettings:
         parse=_path,
         description=(
             "Directory for the externalId index (SQLite, one subdirectory per account). "
-            "Default: $XDG_STATE_HOME/precoro/target. The write journal and record "
-            "versions are the account's: they live beside the account lock, in the "
-            "budget ledger's folder."
+            "Default: $XDG_STATE_HOME/precoro/target. The write journal, record versions "
+            "and three-way bases are the account's: they live beside the account lock, "
+            "in the budget ledger's folder (or in the state_backend_url database)."
         ),
     )
     report_dir: Path = declare(
@@ -337,6 +337,8 @@ class TargetSettings:
 
 def account_file(ledger_path: Path, ledger_key: str, name: str) -> Path:
     """A file every writer of the account on this machine shares, whatever its `state_dir`.
+
+    (With `state_backend_url` the same state is in PostgreSQL: `account_state`.)
 
     It lives beside the account lock (`write-<key>.lock`, in the budget ledger's folder):
     the write journal and the record versions, which a run from another `state_dir`

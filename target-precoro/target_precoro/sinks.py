@@ -10,6 +10,7 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from precoro_client.errors import LedgerUnavailable
 from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
@@ -106,9 +107,15 @@ class PrecoroSink(BatchSink):
         entity = SUPPORTED_STREAMS[self.stream_name]
         try:
             upserter.run_batch(entity, target.drop_stale(self.stream_name, items))
+        except LedgerUnavailable as exc:  # the shared state's database: stop, exit 75
+            upserter.stop_for(exc)
+            upserter.run_batch(entity, items)
         except Exception as exc:
             target.internal_error(exc)
             upserter.run_batch(entity, items)
         finally:
             self.staged = [item for item in self.staged if not item.done]
-        target.versions.flush()
+        try:
+            target.versions.flush()
+        except LedgerUnavailable as exc:
+            upserter.stop_for(exc)

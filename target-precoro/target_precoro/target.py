@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import os
 import signal
@@ -22,7 +23,7 @@ from typing import IO, Any, ClassVar, NoReturn
 
 from precoro_client.account_lock import AccountLock, AccountLocked, account_lock
 from precoro_client.client import PrecoroClient
-from precoro_client.errors import EXIT_TEMPFAIL, ConfigError
+from precoro_client.errors import EXIT_TEMPFAIL, ConfigError, LedgerUnavailable
 from precoro_client.plugin_config import PrecoroPlugin
 from precoro_client.settings import PrecoroSettings
 from precoro_client.singer_settings import CONNECTION_PROPERTIES
@@ -35,10 +36,11 @@ from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
 from typing_extensions import override
 
+from target_precoro.account_state import AccountState
 from target_precoro.index import Index, IndexStore
-from target_precoro.journal import Journal, journal_path
+from target_precoro.journal import Journal
 from target_precoro.report import RecordOutcome, RunReport, prune_reports
-from target_precoro.settings import TARGET_PROPERTIES, TargetSettings, account_file
+from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
 from target_precoro.sinks import PrecoroSink
 from target_precoro.streams import SUPPORTED_STREAMS, dependencies, supported_names
 from target_precoro.upsert import Halt, Item, Upserter
@@ -386,15 +388,7 @@ class TargetPrecoro(PrecoroPlugin, Target):
             index = Index(
                 IndexStore(
                     account / "index.sqlite3" if shared else IN_MEMORY,
-                    bases=(
-                        account_file(
-                            self.precoro_settings.budget_ledger_path,
-                            self.precoro_settings.ledger_key,
-                            "bases.sqlite3",
-                        )
-                        if shared
-                        else None
-                    ),
+                    bases=self.account_state.bases() if shared else None,
                 ),
                 client,
                 lookup_batch_size=settings.lookup_batch_size,
@@ -402,11 +396,9 @@ class TargetPrecoro(PrecoroPlugin, Target):
                 recheck=timedelta(hours=settings.index_recheck_hours),
             )
             if shared:
-                ledger = self.precoro_settings.budget_ledger_path
-                journal = Journal(journal_path(ledger, self.precoro_settings.ledger_key), run_id)
+                journal = self.account_state.journal(run_id)
                 if lock is not None:  # where older versions kept them (a dry run leaves them)
-                    journal.adopt(account / "journal.sqlite3")
-                    self.versions.adopt(account / "versions.sqlite3")
+                    self.account_state.adopt(journal, self.versions, account)
             else:
                 journal = Journal(IN_MEMORY, run_id)
             pruned = prune_reports(
@@ -572,10 +564,13 @@ class TargetPrecoro(PrecoroPlugin, Target):
     def versions(self) -> VersionStore:
         """The account's record versions, opened on first use."""
         if self._versions is None:
-            key = self.precoro_settings.ledger_key
-            ledger = self.precoro_settings.budget_ledger_path
-            self._versions = VersionStore(account_file(ledger, key, "versions.sqlite3"))
+            self._versions = self.account_state.versions()
         return self._versions
+
+    @functools.cached_property
+    def account_state(self) -> AccountState:
+        """Where the journal, versions and bases live (files, or `state_backend_url`)."""
+        return AccountState(self.precoro_settings)
 
     def _note_written(self, outcome: RecordOutcome, origin: Origin) -> None:
         if outcome.external_id is not None:
@@ -588,7 +583,11 @@ class TargetPrecoro(PrecoroPlugin, Target):
             origin = self._origins.get(item.line or 0)
             ext = item.record.get("externalId")
             ext = None if ext is None else str(ext).strip()  # as `validate_record` keys it
-            newest = None if origin is None or not ext else self.versions.newest(stream, ext)
+            try:
+                newest = None if origin is None or not ext else self.versions.newest(stream, ext)
+            except LedgerUnavailable as exc:  # the record is not attempted (exit 75)
+                self.runtime.upserter.stop_for(exc)
+                return items
             if origin is None or newest is None or newest <= origin:
                 fresh.append(item)
                 continue

@@ -133,6 +133,12 @@ class Upserter:
                     ),
                 )
 
+    def stop_for(self, exc: LedgerUnavailable) -> None:
+        """The shared ledger or account state went away: stop like a spent budget (exit 75)."""
+        if self.halt is None:
+            self.halt = Halt(exc.message, fatal=False, retry=True)
+            self.report.halted = self.halt.reason
+
     # --- the batch -----------------------------------------------------------------
 
     def run_batch(self, entity: Entity, items: list[Item]) -> None:

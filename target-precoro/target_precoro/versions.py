@@ -10,15 +10,24 @@ The store is the account's, like the write journal: it lives beside the account 
 (`account_file`), so a dead-letter file replayed through any pipeline's `state_dir`
 sees every newer version any of them wrote. A store an older version kept in a
 `state_dir` is merged in once (`adopt`, newer wins).
+
+Rows live in a `VersionBackend`: the SQLite file (default) or PostgreSQL
+(`pg_state.PostgresVersions`, with `state_backend_url`, so every machine sees every
+newer version). The rule (newer wins, by run start then line) is `Origin`'s order,
+applied here and in the backend's conditional upsert.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from typing_extensions import override
 
 from target_precoro.sqlite import open_db
 
@@ -68,22 +77,77 @@ class Origin:
         return f"line {self.line} of run {self.run}"
 
 
-class VersionStore:
-    """The newest version written per stream and externalId (SQLite, per account)."""
+VersionRow = tuple[str, str, float, int, str]
+"""(stream, external_id, started, line, run)."""
+
+
+class VersionBackend(ABC):
+    """Where the newest version per record is stored."""
+
+    @abstractmethod
+    def get(self, stream: str, external_id: str) -> tuple[float, int, str] | None:
+        """(started, line, run) stored for the record, if any."""
+
+    @abstractmethod
+    def put_newer(self, rows: Sequence[VersionRow]) -> None:
+        """Store rows in one transaction, each only over an older (started, line)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file or connection."""
+
+
+class SqliteVersions(VersionBackend):
+    """The versions file beside the account lock."""
 
     def __init__(self, path: Path) -> None:
-        """Open (and create) the store."""
+        """Open (and create) the file."""
         self.path = path
         self.db = open_db(path, _SCHEMA)
+
+    @override
+    def get(self, stream: str, external_id: str) -> tuple[float, int, str] | None:
+        row = self.db.execute(
+            "SELECT started, line, run FROM written WHERE stream = ? AND external_id = ?",
+            (stream, external_id),
+        ).fetchone()
+        return None if row is None else (float(row[0]), int(row[1]), str(row[2]))
+
+    @override
+    def put_newer(self, rows: Sequence[VersionRow]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO written (stream, external_id, started, line, run)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream, external_id) DO UPDATE SET"
+                " started = excluded.started, line = excluded.line, run = excluded.run"
+                " WHERE (excluded.started, excluded.line) > (written.started, written.line)",
+                rows,
+            )
+
+    @override
+    def close(self) -> None:
+        self.db.close()
+
+
+class VersionStore:
+    """The newest version written per stream and externalId (per account)."""
+
+    def __init__(self, where: Path | VersionBackend) -> None:
+        """Open the store: a SQLite file by path, or another backend."""
+        self.store = SqliteVersions(where) if isinstance(where, Path) else where
+        self.path = self.store.path if isinstance(self.store, SqliteVersions) else None
         self._pending: dict[tuple[str, str], Origin] = {}
 
     def adopt(self, legacy: Path) -> int:
-        """Merge a per-`state_dir` store of an older version (newer wins), then rename it.
+        """Merge an older store's file (a `state_dir`'s; newer wins), then rename it.
 
         Called with the account lock held; the renamed file (`.adopted`) is kept for
         investigations and is not read again.
         """
-        if not legacy.exists() or legacy.resolve() == self.path.resolve():
+        if not legacy.exists() or (
+            self.path is not None and legacy.resolve() == self.path.resolve()
+        ):
             return 0
         old = sqlite3.connect(legacy)
         try:
@@ -106,11 +170,8 @@ class VersionStore:
     def newest(self, stream: str, external_id: str) -> Origin | None:
         """The newest version of this record that Precoro holds from us, if known."""
         pending = self._pending.get((stream, external_id))
-        row = self.db.execute(
-            "SELECT started, line, run FROM written WHERE stream = ? AND external_id = ?",
-            (stream, external_id),
-        ).fetchone()
-        stored = None if row is None else Origin(float(row[0]), int(row[1]), str(row[2]))
+        row = self.store.get(stream, external_id)
+        stored = None if row is None else Origin(*row)
         return max((o for o in (pending, stored) if o is not None), default=None)
 
     def written(self, stream: str, external_id: str, origin: Origin) -> None:
@@ -125,18 +186,12 @@ class VersionStore:
         if not self._pending:
             return
         rows = [(s, x, o.started, o.line, o.run) for (s, x), o in self._pending.items()]
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT INTO written (stream, external_id, started, line, run)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream, external_id) DO UPDATE SET"
-                " started = excluded.started, line = excluded.line, run = excluded.run"
-                " WHERE (excluded.started, excluded.line) > (written.started, written.line)",
-                rows,
-            )
+        self.store.put_newer(rows)
         self._pending.clear()
 
     def close(self) -> None:
         """Store what is pending and close the database."""
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+        finally:
+            self.store.close()

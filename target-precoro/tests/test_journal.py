@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import closing
 
 from target_precoro.journal import Journal
 
@@ -15,6 +17,7 @@ def test_prune_keeps_open_entries_and_drops_old_finished_ones(tmp_path):
 
     assert journal.prune(time.time() - 3600) == 0  # both are recent
     assert journal.prune(time.time() + 1) == 1  # only the finished one goes
-    states = [row[0] for row in journal.db.execute("SELECT seq FROM journal")]
-    assert states == [open_seq]
     journal.close()
+    with closing(sqlite3.connect(tmp_path / "journal.sqlite3")) as db:
+        states = [row[0] for row in db.execute("SELECT seq FROM journal")]
+    assert states == [open_seq]
