@@ -88,9 +88,16 @@ class Postgres:
     def kill(self) -> None:
         """An outage: SIGKILL the postmaster and every backend (no clean shutdown)."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        group = self.proc.pid
+        os.killpg(group, signal.SIGKILL)
         self.proc.wait(timeout=30)
         self.proc = None
+        # The postmaster is reaped; its backends die on their own schedule, and one still
+        # running could answer a statement on a connection it already holds. Wait until
+        # none is left (a zombie counts as gone), so the outage is real when this returns.
+        deadline = time.monotonic() + 30
+        while _live_members(group) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -116,3 +123,19 @@ def temporary_server() -> Iterator[Postgres]:
             server.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _live_members(group: int) -> list[int]:
+    """Pids of the process group's members that are not zombies (from /proc)."""
+    live = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()  # after "(comm)": state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == group and fields[0] != "Z":
+            live.append(int(entry.name))
+    return live
