@@ -150,30 +150,31 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
             conn.execute(statement)
 
 
-class PostgresLedgerStore(LedgerStore):
-    """The ledger's rows in PostgreSQL; one connection, one transaction per decision."""
+class _OneConnection:
+    """One connection opened on first use and never reopened, for the ledger and the journal.
 
-    CALLS = "precoro_ledger_calls"
-    WINDOWS = "precoro_ledger_windows"
-    LAST = "precoro_ledger_last"
+    Opened (and the tables created) on first use, so a run can be set up while the
+    database is down; any database error marks it broken and raises `LedgerUnavailable`
+    naming the setting, now and on every later use, so the caller stops cleanly and the
+    next run starts afresh. `_transactions`: whether statements then run in explicit
+    transactions (the ledger) or commit on their own (the journal).
+    """
 
-    def __init__(self, settings: PrecoroSettings, windows: list[Window]) -> None:
-        """Connect on first use (see below)."""
-        super().__init__(settings.ledger_key, windows)
+    _transactions = False
+    _closed_problem = "the connection was closed"
+
+    def _open_lazily(self, settings: PrecoroSettings) -> None:
         self._settings = settings
-        self._xact_key = advisory_key("ledger", self._key)
         self._thread_lock = threading.RLock()
         self._broken: str | None = None
         self._closed = False
         self._conn: psycopg.Connection[Any] | None = None
-        # Connected on first use: a client (and a target's run) can be built while the
-        # database is down; the lock or the first admission then stops the run cleanly.
 
     def _unavailable(self, problem: str) -> LedgerUnavailable:
         return LedgerUnavailable(SETTING, shown_backend(self._settings), problem)
 
     def _fail(self, exc: BaseException) -> NoReturn:
-        """Mark the ledger unusable for the rest of the run and stop the caller."""
+        """Mark the connection unusable for the rest of the run and stop the caller."""
         self._broken = _problem(exc)
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -187,7 +188,7 @@ class PostgresLedgerStore(LedgerStore):
             raise self._unavailable(self._broken)
         if self._conn is None:
             if self._closed:
-                raise self._unavailable("the ledger was closed")
+                raise self._unavailable(self._closed_problem)
             try:
                 conn = connect(self._settings, autocommit=True)
             except LedgerUnavailable as exc:
@@ -196,10 +197,39 @@ class PostgresLedgerStore(LedgerStore):
             self._conn = conn
             try:
                 ensure_schema(conn)
-                conn.autocommit = False
+                conn.autocommit = not self._transactions
             except psycopg.Error as exc:
                 self._fail(exc)
         return self._conn
+
+    def _close_connection(self) -> None:
+        """Close for good: a later use raises `LedgerUnavailable`."""
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+class PostgresLedgerStore(_OneConnection, LedgerStore):
+    """The ledger's rows in PostgreSQL; one connection, one transaction per decision."""
+
+    CALLS = "precoro_ledger_calls"
+    WINDOWS = "precoro_ledger_windows"
+    LAST = "precoro_ledger_last"
+
+    _transactions = True
+    _closed_problem = "the ledger was closed"
+
+    def __init__(self, settings: PrecoroSettings, windows: list[Window]) -> None:
+        """Connect on first use (`_OneConnection`).
+
+        A client (and a target's run) can be built while the database is down; the lock
+        or the first admission then stops the run cleanly.
+        """
+        super().__init__(settings.ledger_key, windows)
+        self._open_lazily(settings)
+        self._xact_key = advisory_key("ledger", self._key)
 
     @override
     def _one(self, query: str, params: tuple[Any, ...]) -> Row | None:
@@ -352,11 +382,7 @@ class PostgresLedgerStore(LedgerStore):
     @override
     def close(self) -> None:
         with self._thread_lock:
-            self._closed = True
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            self._close_connection()
 
 
 class AccountLockUnavailable(AccountLocked):
@@ -494,7 +520,7 @@ class PostgresAccountLock(AccountLock):
         return LockHolder(pid=pid, host=host, run_id=run_id, since=since, program=program)
 
 
-class PostgresSession:
+class PostgresSession(_OneConnection):
     """One autocommit connection for state kept beside the ledger (the target's journal).
 
     Handled like the ledger's: connected (and the tables created) on first use, never
@@ -508,13 +534,9 @@ class PostgresSession:
 
     def __init__(self, settings: PrecoroSettings) -> None:
         """Nothing is opened until the first statement."""
-        self._settings = settings
+        self._open_lazily(settings)
         self.key = settings.ledger_key
         """Rows are keyed by this hash of token + API URL, never the token."""
-        self._conn: psycopg.Connection[Any] | None = None
-        self._broken: str | None = None
-        self._closed = False
-        self._thread_lock = threading.RLock()
         self._users = 0
         self.statements = 0
 
@@ -523,35 +545,6 @@ class PostgresSession:
         with self._thread_lock:
             self._users += 1
         return self
-
-    def _unavailable(self, problem: str) -> LedgerUnavailable:
-        return LedgerUnavailable(SETTING, shown_backend(self._settings), problem)
-
-    def _fail(self, exc: BaseException) -> NoReturn:
-        self._broken = _problem(exc)
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-        raise self._unavailable(self._broken) from None
-
-    def _c(self) -> psycopg.Connection[Any]:
-        if self._broken is not None:
-            raise self._unavailable(self._broken)
-        if self._conn is None:
-            if self._closed:
-                raise self._unavailable("the connection was closed")
-            try:
-                conn = connect(self._settings, autocommit=True)
-            except LedgerUnavailable as exc:
-                self._broken = exc.problem
-                raise
-            self._conn = conn
-            try:
-                ensure_schema(conn)
-            except psycopg.Error as exc:
-                self._fail(exc)
-        return self._conn
 
     def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[Row]:
         """The rows of one statement."""
@@ -592,8 +585,4 @@ class PostgresSession:
             self._users -= 1
             if self._users > 0:
                 return
-            self._closed = True
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
+            self._close_connection()
