@@ -77,7 +77,7 @@ def _run(sb: SandboxServer, config: dict[str, Any], text: str) -> dict[str, Any]
     started = time.perf_counter()
     target.listen(io.StringIO(text))
     seconds = time.perf_counter() - started
-    runtime = target._runtime
+    runtime = target.run.opened_runtime
     assert runtime is not None
     summary = json.loads((runtime.report.dir / "summary.json").read_text())
     counters = sb.admin.counters()
