@@ -13,7 +13,7 @@ from pathlib import Path
 
 from precoro_client.registry import PARENT_ID_FIELD as PARENT_FIELD
 from precoro_client.registry import Entity, Field
-from target_precoro.streams import (
+from target_precoro.writable import (
     DRAIN_RANK,
     SUPPORTED_STREAMS,
     can_create,

@@ -18,7 +18,7 @@ from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 from typing_extensions import override
 
-from target_precoro.streams import UnknownStreamError
+from target_precoro.writable import UnknownStreamError
 
 MAX_LINE_CHARS = 5_000_000
 """Longest input line read (characters); a longer one is rejected unread, not loaded.

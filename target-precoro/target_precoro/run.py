@@ -29,9 +29,9 @@ from target_precoro.journal import Journal, journal_path
 from target_precoro.reader import LineNumberReader, ReadInterrupted
 from target_precoro.report import RecordOutcome, RunReport, prune_reports
 from target_precoro.settings import TargetSettings, account_file
-from target_precoro.streams import UnknownStreamError
-from target_precoro.upsert import Halt, Item, Upserter
+from target_precoro.upsert import Item, RunStop, Upserter
 from target_precoro.versions import Origin, VersionStore
+from target_precoro.writable import UnknownStreamError
 
 EXIT_LOCKED = EXIT_TEMPFAIL
 """Exit status when another run held the account lock past `lock_wait_seconds`, or the
@@ -223,7 +223,7 @@ class RunContext:
             )
         return self._runtime
 
-    def _take_lock(self, run_id: str) -> tuple[AccountLock | None, Halt | None]:
+    def _take_lock(self, run_id: str) -> tuple[AccountLock | None, RunStop | None]:
         """One writer per account: its lock before any shared state or Precoro read.
 
         Without it, two runs both look an externalId up, find nothing and both POST.
@@ -243,9 +243,9 @@ class RunContext:
                 cancelled=lambda: self.stop_signal is not None,
             )
         except AccountLocked as exc:
-            return None, Halt(exc.message, fatal=False)
+            return None, RunStop(exc.message, fatal=False)
         except ConfigError as exc:
-            return None, Halt(exc.message, fatal=True)
+            return None, RunStop(exc.message, fatal=True)
         return lock, None
 
     def runtime_for_writes(self) -> Runtime:
@@ -259,7 +259,7 @@ class RunContext:
         return runtime
 
     @property
-    def halt(self) -> Halt | None:
+    def halt(self) -> RunStop | None:
         """Why the upserter stopped writing, if it did."""
         return self.runtime.upserter.halt
 
@@ -350,7 +350,7 @@ class RunContext:
     def _halt(self, reason: str) -> None:
         upserter = self.runtime.upserter
         if upserter.halt is None or not upserter.halt.fatal:
-            upserter.halt = Halt(reason[:500], fatal=True)
+            upserter.halt = RunStop(reason[:500], fatal=True)
             self.runtime.report.halted = upserter.halt.reason
 
     def fail(self, exc: Exception) -> NoReturn:
@@ -371,7 +371,7 @@ class RunContext:
         runtime = self.runtime_for_writes()
         sinks = self._sinks()
         if runtime.upserter.halt is None and any(s.staged for s in sinks):
-            runtime.upserter.halt = Halt(self.stop_reason or "run stopped", fatal=False)
+            runtime.upserter.halt = RunStop(self.stop_reason or "run stopped", fatal=False)
             runtime.report.halted = runtime.upserter.halt.reason
         for sink in sinks:
             sink.abandon()

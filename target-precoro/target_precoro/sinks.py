@@ -16,8 +16,8 @@ from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
 from target_precoro.run import RunContext
-from target_precoro.streams import SUPPORTED_STREAMS
 from target_precoro.upsert import Item
+from target_precoro.writable import SUPPORTED_STREAMS
 
 
 class PrecoroSink(BatchSink):

@@ -31,13 +31,13 @@ from target_precoro.reader import LineNumberReader
 from target_precoro.run import RunContext
 from target_precoro.settings import TARGET_PROPERTIES, TargetSettings
 from target_precoro.sinks import PrecoroSink, sink_class_for
-from target_precoro.streams import (
+from target_precoro.versions import Origin
+from target_precoro.writable import (
     DRAIN_RANK,
     SUPPORTED_STREAMS,
     UnknownStreamError,
     supported_names,
 )
-from target_precoro.versions import Origin
 
 
 class TargetPrecoro(PrecoroPlugin, Target):

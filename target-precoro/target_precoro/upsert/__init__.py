@@ -5,7 +5,7 @@ Split by job, each module a layer of `Upserter`: `base` (shared state, outcomes)
 (update, link, create or leave alone) and `batch` (the order of work per batch).
 """
 
-from target_precoro.upsert.base import Halt, Interrupted, Item, Pending
+from target_precoro.upsert.base import Interrupted, Item, Pending, RunStop
 from target_precoro.upsert.batch import Upserter
 
-__all__ = ["Halt", "Interrupted", "Item", "Pending", "Upserter"]
+__all__ = ["Interrupted", "Item", "Pending", "RunStop", "Upserter"]

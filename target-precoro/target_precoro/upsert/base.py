@@ -1,7 +1,7 @@
 """The upserter's shared state and the records' outcomes (the base of `Upserter`).
 
 `Item` is one record as read, `Pending` one validated record waiting for its
-decision; `Halt` stops writing for the whole run, `Interrupted` between two calls.
+decision; a `RunStop` ends writing for the whole run, `Interrupted` between two calls.
 """
 
 from __future__ import annotations
@@ -47,15 +47,18 @@ class Pending:
     """A write answered 404 and the externalId was looked up again (once only)."""
 
 
-class Halt(Exception):
-    """Stop writing: the budget is spent or the credentials were refused."""
+class RunStop:
+    """Why the run writes nothing more (budget, credentials, lock, signal, internal error).
+
+    Not raised: it is kept (`Upserter.halt`) and every record after it ends
+    `not attempted`. (Named `Halt` before.)
+    """
 
     def __init__(self, reason: str, *, fatal: bool, retry: bool = False) -> None:
         """`fatal`: exit 1 at once (401/403); `retry`: exit 75 after the report.
 
         `retry` marks a stop for want of something the run needs (the shared ledger).
         """
-        super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
         self.retry = retry
@@ -86,7 +89,7 @@ class UpsertBase:
         self.settings = settings
         self.schema_of = schema_of
         self.claims: dict[tuple[str, int], dict[int, str]] = defaultdict(dict)
-        self.halt: Halt | None = None
+        self.halt: RunStop | None = None
         self.agreed: list[tuple[int, dict[str, Any]]] = []
         """Bases of fields seen equal in the current group, stored when it ends."""
         self.stop_requested: str | None = None

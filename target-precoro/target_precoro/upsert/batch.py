@@ -16,7 +16,7 @@ from precoro_client.errors import AuthenticationError, BudgetExhausted, LedgerUn
 from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 
 from target_precoro.report import RecordOutcome
-from target_precoro.upsert.base import Halt, Interrupted, Item, Pending
+from target_precoro.upsert.base import Interrupted, Item, Pending, RunStop
 from target_precoro.upsert.decide import Deciding
 from target_precoro.validate import InvalidRecord, validate_record
 
@@ -27,17 +27,17 @@ class Upserter(Deciding):
     def run_batch(self, entity: Entity, items: list[Item]) -> None:
         """Give every item an outcome (or `not attempted` after a halt or a stop request)."""
         if self.halt is None and self.stop_requested is not None:
-            self.halt = Halt(self.stop_requested, fatal=False)
+            self.halt = RunStop(self.stop_requested, fatal=False)
         if self.halt is None:
             try:
                 self._run(entity, items)
             except AuthenticationError as exc:
-                self.halt = Halt(exc.message, fatal=True)
+                self.halt = RunStop(exc.message, fatal=True)
             except BudgetExhausted as exc:
                 retry = isinstance(exc, LedgerUnavailable)
-                self.halt = Halt(exc.message, fatal=False, retry=retry)
+                self.halt = RunStop(exc.message, fatal=False, retry=retry)
             except Interrupted as exc:
-                self.halt = Halt(str(exc), fatal=False)
+                self.halt = RunStop(str(exc), fatal=False)
             if self.halt is not None:
                 self.report.halted = self.halt.reason
         self._not_attempted(entity, items)

@@ -12,14 +12,14 @@ from typing import Any
 from precoro_client.errors import NotFound, RetriableError
 from precoro_client.registry import Entity
 
+from target_precoro.diff import record_key
 from target_precoro.matcher import Match, Matcher
-from target_precoro.planner import record_key
 from target_precoro.report import RecordOutcome
-from target_precoro.streams import can_create, can_update
 from target_precoro.threeway import Decision, decide, describe
 from target_precoro.upsert.base import Pending, logger
 from target_precoro.upsert.write import Writing
 from target_precoro.validate import InvalidRecord, missing_required
+from target_precoro.writable import can_create, can_update
 
 
 class Deciding(Writing):
@@ -68,7 +68,7 @@ class Deciding(Writing):
         ext = pending.incoming.external_id
         base = RecordOutcome(entity.name, ext, "unchanged", int(row["id"]), record_key(entity, row))
         if self.settings.mode == "insert_only":
-            base.outcome = "skipped"
+            base.kind = "skipped"
             base.message = "already in Precoro; mode insert_only leaves existing records alone"
             self._emit(pending.item, base)
             return
@@ -77,24 +77,24 @@ class Deciding(Writing):
         self._agree(entity, parent, int(row["id"]), decision.agreed, later=True)
         if not diff:
             if pending.recovered:
-                base.outcome = "created"
+                base.kind = "created"
                 base.message = "created by an interrupted earlier attempt; confirmed by look-up"
             elif decision.conflicts:
-                base.outcome = "conflict"
+                base.kind = "conflict"
             elif decision.kept:
-                base.outcome = "kept_precoro"
+                base.kind = "kept_precoro"
             self._note_unwritten(base, decision)
             self._emit(pending.item, base)
             return
         if not can_update(entity):
-            base.outcome = "skipped"
+            base.kind = "skipped"
             base.fields = sorted(diff)
             base.message = (
                 f"{entity.name} cannot be updated through the API; differs in {sorted(diff)}"
             )
             self._emit(pending.item, base)
             return
-        base.outcome = "updated"
+        base.kind = "updated"
         self._write_decided(
             entity,
             parent,
@@ -122,7 +122,7 @@ class Deciding(Writing):
                 entity.name, ext, "linked", int(row["id"]), record_key(entity, row)
             )
             if self.settings.mode == "insert_only":
-                base.outcome = "skipped"
+                base.kind = "skipped"
                 base.message = f"{match.describe()}; mode insert_only does not link"
                 self._emit(pending.item, base)
                 return

@@ -12,8 +12,8 @@ from typing import Any
 from precoro_client.errors import WriteOutcomeUnknown
 from precoro_client.registry import Entity
 
+from target_precoro.diff import changes
 from target_precoro.journal import OpenWrite
-from target_precoro.planner import changes
 from target_precoro.report import RecordOutcome
 from target_precoro.upsert.base import UpsertBase, logger
 

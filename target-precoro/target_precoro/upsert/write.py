@@ -21,7 +21,7 @@ from precoro_client.errors import (
 from precoro_client.forms import encode_record
 from precoro_client.registry import Entity
 
-from target_precoro.planner import record_key
+from target_precoro.diff import record_key
 from target_precoro.report import RecordOutcome, field_changes
 from target_precoro.threeway import Decision
 from target_precoro.upsert.base import Pending, logger
@@ -74,7 +74,7 @@ class Writing(Settling):
         """Send one write; on a 2xx (journalled done) the fields in `base` move there."""
         self._check_stop()
         ext = pending.incoming.external_id
-        if outcome.outcome == "linked":
+        if outcome.kind == "linked":
             self.claims[(entity.name, parent)][int(outcome.precoro_id or 0)] = ext
         outcome.changes = field_changes(entity, values, row)
         if self.settings.dry_run:
@@ -99,7 +99,7 @@ class Writing(Settling):
             gone = isinstance(exc, NotFound) and row is not None and not pending.relooked
             if gone and row is not None and self._gone(entity, parent, pending, row):
                 return
-            outcome.outcome = "failed"
+            outcome.kind = "failed"
             outcome.status = exc.status
             outcome.message = exc.message
             if isinstance(exc, ValidationFailed) and exc.field_errors:
@@ -109,7 +109,7 @@ class Writing(Settling):
             self._emit(pending.item, outcome)
             return
         except WriteOutcomeUnknown as exc:
-            outcome.outcome = "unresolved"
+            outcome.kind = "unresolved"
             outcome.status = exc.status
             outcome.message = (
                 f"{exc.message}; Precoro does not show the record yet and may "
@@ -121,7 +121,7 @@ class Writing(Settling):
             self._emit(pending.item, outcome)
             return
         except RetriableError as exc:
-            outcome.outcome = "failed"
+            outcome.kind = "failed"
             outcome.status = exc.status
             outcome.message = f"{exc.message} (outcome unknown; the next run checks first)"
             outcome.final = False
@@ -135,7 +135,7 @@ class Writing(Settling):
             outcome.precoro_id = int(result["id"])
             outcome.key = record_key(entity, result) if entity.key in result else outcome.key
         else:
-            if outcome.outcome == "created":
+            if outcome.kind == "created":
                 found = self.index.find(entity, parent, ext)
                 if found:
                     outcome.precoro_id = int(found[0]["id"])
