@@ -13,8 +13,13 @@ from pathlib import Path
 
 from precoro_client.registry import PARENT_ID_FIELD as PARENT_FIELD
 from precoro_client.registry import Entity, Field
-from target_precoro.streams import SUPPORTED_STREAMS, can_create, can_update, dependencies
-from target_precoro.target import DRAIN_RANK
+from target_precoro.writable import (
+    DRAIN_RANK,
+    SUPPORTED_STREAMS,
+    can_create,
+    can_update,
+    dependencies,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "fields.md"

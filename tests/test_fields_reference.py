@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from precoro_client.registry import get
-from target_precoro.streams import SUPPORTED_STREAMS
+from target_precoro.writable import SUPPORTED_STREAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 

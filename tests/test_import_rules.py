@@ -101,16 +101,7 @@ def _below_plugin() -> Iterator[object]:
         for name, path in modules(package):
             if name == plugin or name.rpartition(".")[2] in MAY_IMPORT_PLUGIN:
                 continue
-            marks = []
-            if name == "target_precoro.sinks":
-                marks.append(
-                    pytest.mark.xfail(
-                        strict=True,
-                        reason="target-precoro's sink still types its target (issue 14, "
-                        "target part): remove this mark when it no longer does",
-                    )
-                )
-            yield pytest.param(name, path, plugin, id=name, marks=marks)
+            yield pytest.param(name, path, plugin, id=name)
 
 
 @pytest.mark.parametrize(("name", "path", "plugin"), list(_below_plugin()))

@@ -61,7 +61,8 @@ class RecordOutcome:
 
     stream: str
     external_id: str | None
-    outcome: Outcome
+    kind: Outcome
+    """What happened (the report's `outcome` key)."""
     precoro_id: int | None = None
     key: str | None = None
     fields: list[str] = field(default_factory=list)
@@ -88,7 +89,11 @@ class RecordOutcome:
     def to_json(self) -> dict[str, Any]:
         """The report line."""
         data = asdict(self)
-        return {k: v for k, v in data.items() if v not in (None, [], "", {})}
+        return {
+            ("outcome" if k == "kind" else k): v
+            for k, v in data.items()
+            if v not in (None, [], "", {})
+        }
 
 
 def field_changes(
@@ -198,23 +203,23 @@ class RunReport:
     ) -> None:
         """Count and write one outcome; dead-letter the record if it was not written."""
         outcome.dry_run = self.dry_run
-        self.counts[outcome.stream][outcome.outcome] += 1
+        self.counts[outcome.stream][outcome.kind] += 1
         self.records += 1
         self._sample()
         if not outcome.final:
             self.unfinished += 1
-            self._unfinished_failures += int(outcome.outcome in COUNTED_AS_FAILURE)
+            self._unfinished_failures += int(outcome.kind in COUNTED_AS_FAILURE)
             line = outcome.line or 0
             if self.first_unfinished_line is None or line < self.first_unfinished_line:
                 self.first_unfinished_line = line
         if self._report is None:
             self._report = self._open("report.jsonl")
         self._report.write(json.dumps(outcome.to_json(), default=str) + "\n")
-        if outcome.outcome in WRITTEN and self.on_written is not None and not self.dry_run:
+        if outcome.kind in WRITTEN and self.on_written is not None and not self.dry_run:
             self.on_written(outcome, self.origin_of(outcome.line))
         if outcome.conflicts:
             self.conflicted[outcome.stream] += 1
-        unwritten = outcome.outcome not in WRITTEN or bool(outcome.conflicts)
+        unwritten = outcome.kind not in WRITTEN or bool(outcome.conflicts)
         if unwritten and outcome.superseded is None and record is not None:
             self._dead_letter(outcome, record, schema)
 
@@ -244,7 +249,7 @@ class RunReport:
             }
             self._dead.write(json.dumps(message, default=str) + "\n")
             self._dead_schemas.add(outcome.stream)
-        reason: dict[str, Any] = {"outcome": outcome.outcome, "reason": outcome.message}
+        reason: dict[str, Any] = {"outcome": outcome.kind, "reason": outcome.message}
         if outcome.status is not None:
             reason["status"] = outcome.status
         message = {

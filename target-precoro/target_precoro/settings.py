@@ -23,8 +23,8 @@ from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 from precoro_client.settings import state_home
 from singer_sdk import typing as th
 
-from target_precoro.streams import SUPPORTED_STREAMS, supported_names
 from target_precoro.threeway import ANY, DEFAULT_OWNER, OWNERS, Owner
+from target_precoro.writable import SUPPORTED_STREAMS, supported_names
 
 Mode = Literal["upsert", "update_only", "insert_only"]
 MODES: tuple[str, ...] = ("upsert", "update_only", "insert_only")

@@ -116,7 +116,7 @@ def run_target(
     except SystemExit as exc:
         code = int(exc.code or 0)
     stdout = capsys.readouterr().out if capsys is not None else ""
-    runtime = target._runtime
+    runtime = target.run.opened_runtime
     assert runtime is not None
     folder = runtime.report.dir
     report = folder / "report.jsonl"

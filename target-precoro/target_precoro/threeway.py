@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from precoro_client.registry import Entity
 
-from target_precoro.planner import incoming_value, same
+from target_precoro.diff import incoming_value, same
 
 Owner = Literal["erp", "precoro", "conflict"]
 OWNERS: tuple[str, ...] = ("erp", "precoro", "conflict")

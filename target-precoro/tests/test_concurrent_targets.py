@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from precoro_client.account_lock import WAITING_LOG, account_lock
 from precoro_client.settings import PrecoroSettings
-from target_precoro.target import EXIT_LOCKED
+from target_precoro.run import EXIT_LOCKED
 from target_precoro.testing import api_records, make_config, run_target, singer
 
 TARGET = Path(sys.executable).with_name("target-precoro")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from target_precoro.target import MAX_LINE_CHARS, MAX_NESTING
+from target_precoro.reader import MAX_LINE_CHARS, MAX_NESTING
 from target_precoro.testing import api_records, make_config, run_target, schema_line
 
 
@@ -141,7 +141,7 @@ def test_reading_leaves_the_callers_input_stream_open():
     """The UTF-8 re-decoding layer is taken off after the run, not left to close stdin."""
     import io
 
-    from target_precoro.target import LineNumberReader
+    from target_precoro.reader import LineNumberReader
 
     raw = io.BytesIO(b'{"type": "STATE", "value": {}}\n')
     source = io.TextIOWrapper(raw, encoding="utf-8")

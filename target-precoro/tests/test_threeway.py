@@ -286,8 +286,8 @@ def _run_killed_at_put(config: dict[str, Any], text: str, *, after_apply: bool) 
             target.listen(io.StringIO(text))  # type: ignore[arg-type]
     finally:
         PrecoroClient.put_form = original  # type: ignore[method-assign]
-        assert target._runtime is not None
-        target._runtime.close()  # the process is gone: its files and lock are released
+        assert target.run.opened_runtime is not None
+        target.run.opened_runtime.close()  # the process is gone: its files and lock are released
 
 
 @pytest.mark.parametrize("after_apply", [False, True], ids=["before-send", "after-apply"])

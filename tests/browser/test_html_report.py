@@ -46,8 +46,8 @@ def run(sandbox: Any, tmp_path: Path, records: list[dict[str, Any]]) -> tuple[Pa
     except SystemExit as exc:
         code = exc.code
     assert not code
-    assert target._runtime is not None
-    folder = target._runtime.report.dir
+    assert target.run.opened_runtime is not None
+    folder = target.run.opened_runtime.report.dir
     return folder, json.loads((folder / "summary.json").read_text())
 
 

@@ -17,6 +17,10 @@ SUPPORTED_STREAMS: dict[str, Entity] = {
 """Stream name -> entity: every entity an ERP can create, update or link."""
 
 
+class UnknownStreamError(ValueError):
+    """A stream that is not a Precoro entity the target can write."""
+
+
 def supported_names() -> str:
     """Comma-separated supported stream names, for error messages."""
     return ", ".join(sorted(SUPPORTED_STREAMS))
@@ -39,3 +43,24 @@ def dependencies(entity: Entity) -> set[str]:
         for spec in entity.writable_fields
         if spec.ref is not None and spec.ref != entity.name
     }
+
+
+def _dependency_rank() -> dict[str, int]:
+    """Suppliers before items, invoices before payments: referenced streams drain first."""
+    rank: dict[str, int] = {}
+
+    def visit(name: str, seen: frozenset[str]) -> int:
+        if name in rank:
+            return rank[name]
+        deps = [d for d in dependencies(SUPPORTED_STREAMS[name]) if d in SUPPORTED_STREAMS]
+        value = 1 + max((visit(d, seen | {name}) for d in deps if d not in seen), default=0)
+        rank[name] = value
+        return value
+
+    for name in SUPPORTED_STREAMS:
+        visit(name, frozenset())
+    return rank
+
+
+DRAIN_RANK = _dependency_rank()
+"""Stream name -> drain order (lower first): a stream drains after those it refers to."""
