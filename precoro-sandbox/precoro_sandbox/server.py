@@ -60,6 +60,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # The client went away mid-body (killed while sending). The web server in
+            # front of Precoro buffers the whole body before the application sees it, so
+            # such a request is never applied, counted or answered.
+            self.close_connection = True
+            return
         headers = {key.lower(): value for key, value in self.headers.items()}
         sandbox = self.server.sandbox
         try:
