@@ -95,15 +95,15 @@ class Entity:
     webhook_type: int | None = None
     base_params: tuple[tuple[str, str], ...] = ()
     """Query parameters always sent (credit notes are invoices with logicType 1 or 5)."""
-    storage: str | None = None
-    """Collection the records live in when this entity is a filtered view of another."""
+    view_of: str | None = None
+    """The entity whose records this one is a filtered view of (its collection)."""
     parent: str | None = None
     """Entity whose id fills `{parent_id}` in `path`."""
 
     @property
     def collection(self) -> str:
         """Name of the collection that stores this entity's records."""
-        return self.storage or self.name
+        return self.view_of or self.name
 
     @property
     def list_fields(self) -> tuple[Field, ...]:
@@ -755,7 +755,7 @@ CREDIT_NOTES = Entity(
     path="/invoices",
     key="idn",
     description="Credit notes: invoices with logicType 1 or 5.",
-    storage="invoices",
+    view_of="invoices",
     incremental=True,
     document=True,
     webhook_type=3,
@@ -959,4 +959,4 @@ def get(name: str) -> Entity:
 
 def stored_collections() -> Iterator[Entity]:
     """Entities that own their records (views such as credit notes excluded)."""
-    return (entity for entity in ENTITIES if entity.storage is None)
+    return (entity for entity in ENTITIES if entity.view_of is None)

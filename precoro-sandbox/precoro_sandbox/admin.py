@@ -88,8 +88,8 @@ class Admin:
     def record(self, p: Payload, q: Query) -> Any:
         """A stored record (list and detail fields), uncounted."""
         entity = registry.get(q["entity"])
-        if entity.storage is not None:
-            entity = registry.get(entity.storage)
+        if entity.view_of is not None:
+            entity = registry.get(entity.view_of)
         column, value = record_key(entity, q["key"])
         rec = self.sb.store.record(int(q.get("company", 1)), entity.name, column, value)
         if rec is None:

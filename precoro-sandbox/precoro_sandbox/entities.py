@@ -315,7 +315,7 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         wrapped=_DOCUMENT,
     ),
 }
-"""Every stored registry entity (views such as credit notes live in their storage's entry)."""
+"""Every stored registry entity (views such as credit notes live in the entry of the entity they view)."""
 
 REF_KEYS: dict[str, tuple[str, ...]] = {
     name: facts.ref_keys for name, facts in SANDBOX_ENTITIES.items() if facts.ref_keys
@@ -324,7 +324,7 @@ REF_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def facts(entity: registry.Entity) -> SandboxEntity:
-    """The sandbox facts of an entity (of its storage, for a view)."""
+    """The sandbox facts of an entity (of the entity it views, for a view)."""
     return SANDBOX_ENTITIES[entity.collection]
 
 

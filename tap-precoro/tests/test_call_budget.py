@@ -24,7 +24,7 @@ def test_full_read_costs_one_call_per_page_plus_one_per_document(sandbox, make_c
     stored = sandbox.admin.stats()
 
     for entity in ENTITIES:
-        if entity.parent is not None or entity.storage is not None:
+        if entity.parent is not None or entity.view_of is not None:
             continue
         emitted = len(run.records[entity.name])
         assert emitted == stored[entity.name], entity.name
@@ -75,7 +75,7 @@ def test_unchanged_incremental_run_costs_one_call_per_stream(sandbox, make_confi
 
     second = run_tap(config, state=first.state)
     counters = sandbox.admin.counters()
-    incremental = [e for e in ENTITIES if e.incremental and e.storage is None]
+    incremental = [e for e in ENTITIES if e.incremental and e.view_of is None]
     assert counters.total == len(incremental)
     assert sum(len(rows) for rows in second.records.values()) == 0
 

@@ -24,7 +24,7 @@ def test_full_run_over_https_with_the_sandbox_ca(
     stored = sb.admin.stats()
     expected = 0
     for entity in ENTITIES:
-        if entity.parent is not None or entity.storage is not None:
+        if entity.parent is not None or entity.view_of is not None:
             continue
         emitted = len(run.records[entity.name])
         assert emitted == stored[entity.name], entity.name

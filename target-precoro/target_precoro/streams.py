@@ -12,7 +12,7 @@ from precoro_client.registry import ENTITIES, Entity
 SUPPORTED_STREAMS: dict[str, Entity] = {
     entity.name: entity
     for entity in ENTITIES
-    if entity.external_id and entity.storage is None and (entity.post or entity.document)
+    if entity.external_id and entity.view_of is None and (entity.post or entity.document)
 }
 """Stream name -> entity: every entity an ERP can create, update or link."""
 

@@ -72,7 +72,7 @@ class PrecoroStream(Stream):
             name=entity.name,
             schema=record_schema(entity, include_detail=include_detail),
         )
-        self.selected_by_default = entity.storage is None
+        self.selected_by_default = entity.view_of is None
         self._emitted: set[str] = set()
         self._emitted_versions: dict[str, str] = {}
         self.finished = False
