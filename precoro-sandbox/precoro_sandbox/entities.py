@@ -360,7 +360,7 @@ def generate(gen: Generator) -> Iterator[tuple[str, Record]]:
 def post_fields(entity: registry.Entity) -> dict[str, Field] | None:
     """The fields a POST of `entity` accepts (None: Precoro refuses POST there)."""
     entry = facts(entity)
-    if entity.post:
+    if entity.creatable:
         fields = {spec.name: spec for spec in entity.writable_fields}
     elif entry.create_fields:
         refs = dict(entry.create_refs)
