@@ -90,8 +90,9 @@ class Entity:
     """`POST {path}` creates a record."""
     updatable: bool = False
     """`PUT {path}/{key}` updates a record."""
-    document: bool = False
-    """A document with detail-only lines worth one detail call per changed record."""
+    fetch_detail: bool = False
+    """Each changed record is worth one detail call (`GET {path}/{key}`): a document whose
+    lines, taxes and approvals only the detail returns (`detail_fields`)."""
     match_keys: tuple[tuple[str, ...], ...] = ()
     """Default ordered natural-key rules for initial linking (target)."""
     webhook_type: int | None = None
@@ -650,7 +651,7 @@ PURCHASE_ORDERS = Entity(
     description="Purchase orders.",
     incremental=True,
     external_id=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=2,
     match_keys=(("idn",),),
     filters=(*DOC_FILTERS, BY_EXTERNAL_ID, ListFilter("logicType[]", "logicType", "in")),
@@ -745,7 +746,7 @@ INVOICES = Entity(
     description="Invoices (credit notes included unless filtered by logicType).",
     incremental=True,
     external_id=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=3,
     match_keys=(("idn",), ("invoiceNumber",)),
     filters=_INVOICE_FILTERS,
@@ -759,7 +760,7 @@ CREDIT_NOTES = Entity(
     description="Credit notes: invoices with logicType 1 or 5.",
     view_of="invoices",
     incremental=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=3,
     base_params=(("logicType[]", "1"), ("logicType[]", "5")),
     filters=_INVOICE_FILTERS,
@@ -772,7 +773,7 @@ RECEIPTS = Entity(
     key="idn",
     description="Receipts of goods against purchase orders.",
     incremental=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=5,
     filters=DOC_FILTERS,
     fields=(
@@ -798,7 +799,7 @@ EXPENSES = Entity(
     key="idn",
     description="Employee expenses.",
     incremental=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=6,
     filters=DOC_FILTERS,
     fields=(

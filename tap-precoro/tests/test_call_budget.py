@@ -30,7 +30,7 @@ def test_full_read_costs_one_call_per_page_plus_one_per_document(sandbox, make_c
         assert emitted == stored[entity.name], entity.name
         assert counters.get("GET", entity.path) == expected_list_calls(emitted, PAGE), entity.name
         detail_calls = counters.get("GET", f"{entity.path}/{{{entity.key}}}")
-        assert detail_calls == (emitted if entity.document else 0), entity.name
+        assert detail_calls == (emitted if entity.fetch_detail else 0), entity.name
 
     for options in ("itemcustomfieldoptions", "documentcustomfieldoptions"):
         route = get(options).path
@@ -60,7 +60,7 @@ def test_incremental_run_costs_ceil_k_over_page_size(sandbox, make_config, run_t
         assert len(second.records[name]) == changed, name
         assert counters.get("GET", entity.path) == math.ceil(changed / PAGE), name
         detail = counters.get("GET", f"{entity.path}/{{{entity.key}}}")
-        assert detail == (changed if entity.document else 0), name
+        assert detail == (changed if entity.fetch_detail else 0), name
     # Reference data is cached for reference_refresh_hours: no call at all.
     for name in ("taxes", "paymentterms", "locations", "legalentities", "users", "budgets"):
         assert counters.get("GET", get(name).path) == 0, name

@@ -30,7 +30,7 @@ def test_full_run_over_https_with_the_sandbox_ca(
         assert emitted == stored[entity.name], entity.name
         pages = max(1, math.ceil(emitted / PAGE))
         assert counters.get("GET", entity.path) == pages, entity.name
-        expected += pages + (emitted if entity.document else 0)
+        expected += pages + (emitted if entity.fetch_detail else 0)
     option_calls = sum(
         counters.get("GET", entity.path) for entity in ENTITIES if entity.parent is not None
     )

@@ -13,7 +13,7 @@ from precoro_client.registry import ENTITIES, Entity
 SUPPORTED_STREAMS: dict[str, Entity] = {
     entity.name: entity
     for entity in ENTITIES
-    if entity.external_id and entity.view_of is None and (entity.creatable or entity.document)
+    if entity.external_id and entity.view_of is None and (entity.creatable or entity.fetch_detail)
 }
 """Stream name -> entity: every entity an ERP can create, update or link."""
 

@@ -64,7 +64,7 @@ class PrecoroStream(Stream):
         """
         self.entity = entity
         self.run = run
-        include_detail = entity.document and bool(
+        include_detail = entity.fetch_detail and bool(
             tap.config.get("fetch_details", TapSettings.fetch_details)
         )
         super().__init__(
@@ -288,7 +288,7 @@ class PrecoroStream(Stream):
 
     def _fetch_current(self, entity_id: int, idn: str | None) -> dict[str, Any] | None:
         client = self.run.client
-        details = self.entity.document and bool(
+        details = self.entity.fetch_detail and bool(
             self.config.get("fetch_details", TapSettings.fetch_details)
         )
         if details and idn:  # one detail call: the document with its lines
@@ -322,7 +322,7 @@ class PrecoroStream(Stream):
             *self.entity.base_params,
             ("modifiedSince", modified_since_param(since, timezone)),
         ]
-        details = self.entity.document and bool(
+        details = self.entity.fetch_detail and bool(
             self.config.get("fetch_details", TapSettings.fetch_details)
         )
         found: dict[int, dict[str, Any] | None] = {}
