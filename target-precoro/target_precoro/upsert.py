@@ -29,7 +29,7 @@ from precoro_client.errors import (
 from precoro_client.forms import encode_record
 from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 
-from target_precoro.index import Index
+from target_precoro.index import NO_PARENT, Index, path_parent
 from target_precoro.journal import Journal, OpenWrite
 from target_precoro.matcher import Match, Matcher
 from target_precoro.planner import changes, record_key
@@ -200,9 +200,9 @@ class Upserter:
             self._run_group(entity, parent, group)
 
     def _parent_id(self, entity: Entity, pending: Pending) -> int | None:
-        """0 for top-level entities; the custom field's id for options."""
+        """`NO_PARENT` for top-level entities; the custom field's id for options."""
         if entity.parent is None:
-            return 0
+            return NO_PARENT
         given = pending.incoming.parent
         ext = pending.incoming.external_id
         if not given:
@@ -321,7 +321,7 @@ class Upserter:
                     wanted[ref.entity].add(ref.external_id)
         for name, ids in wanted.items():
             target = get(name)
-            scope = parent if target.name == entity.name else 0
+            scope = parent if target.name == entity.name else NO_PARENT
             self.index.refresh(target, scope)
             self.index.lookup(
                 target, scope, self.index.needs_lookup(target, scope, sorted(ids), set())
@@ -337,7 +337,7 @@ class Upserter:
                     values[name] = ref.precoro_id
                 else:
                     target = get(ref.entity)
-                    scope = parent if target.name == entity.name else 0
+                    scope = parent if target.name == entity.name else NO_PARENT
                     rows = self.index.find(target, scope, ref.external_id or "")
                     too_long = self.index.refused(target, scope, ref.external_id or "")
                     if too_long is not None:
@@ -607,9 +607,9 @@ class Upserter:
             return
         pairs = encode_record(entity, values)
         if row is None:
-            path = entity.list_path(parent or None)
+            path = entity.list_path(path_parent(parent))
         else:
-            path = entity.detail_path(record_key(entity, row), parent or None)
+            path = entity.detail_path(record_key(entity, row), path_parent(parent))
         try:
             result = self._send(
                 entity=entity,
@@ -770,7 +770,7 @@ class Upserter:
 
     def _log_error(self, entity: Entity, parent: int, row: dict[str, Any], message: str) -> None:
         """Write the failure into the record's externalIntegrationLog (best effort)."""
-        path = entity.detail_path(record_key(entity, row), parent or None)
+        path = entity.detail_path(record_key(entity, row), path_parent(parent))
         try:
             self.client.patch_form(path, [("externalIntegrationLog", message[:1000])])
         except (ValidationFailed, NotFound, RetriableError) as exc:
