@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from precoro_client.registry import Entity
+from precoro_client.registry import PARENT_ID_FIELD, Entity
 
 from precoro_sandbox.datagen import Record, Sequences
 from precoro_sandbox.dates import epoch
@@ -153,7 +153,7 @@ def row_for(company: int, entity: Entity, rec: Record, seed: int) -> tuple[Any, 
         entity.name,
         rec["id"],
         rec.get("idn"),
-        rec.get("customFieldId"),
+        rec.get(PARENT_ID_FIELD),
         epoch(rec["updateDate"]),
         epoch(rec.get("createDate")),
         epoch(rec.get("approvalDate")),

@@ -143,7 +143,8 @@ def test_the_tap_emits_every_served_field(
     for stream in ALL_STREAMS:
         entity = registry.get(stream)
         expected = {
-            int(detail["id"]): detail if entity.fetch_detail else row for row, detail in records[stream]
+            int(detail["id"]): detail if entity.fetch_detail else row
+            for row, detail in records[stream]
         }
         emitted = {int(record["id"]): record for record in run.records[stream]}
         assert emitted.keys() == expected.keys(), stream

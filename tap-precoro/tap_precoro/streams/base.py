@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from precoro_client.client import Page
 from precoro_client.errors import BudgetExhausted, NotFound
-from precoro_client.registry import Entity
+from precoro_client.registry import PARENT_ID_FIELD, Entity
 from precoro_client.schemas import record_schema
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.types import Context
@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
 Params = list[tuple[str, str]]
 
-PARTITION_KEY = "customFieldId"
-"""Context key of option partitions; also a field of option records, so the SDK's
-habit of copying context keys into records adds nothing to them."""
+PARTITION_KEY = PARENT_ID_FIELD
+"""Context key of option partitions: the option records' own field naming their custom
+field, so the SDK's habit of copying context keys into records adds nothing to them."""
 
 
 class PrecoroStream(Stream):
