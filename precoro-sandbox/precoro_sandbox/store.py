@@ -190,6 +190,13 @@ class Store:
     # --- connections -----------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        """A pooled connection tuned for speed, not for surviving a crash.
+
+        Not the target's `open_db` nor the webhook inbox's `_connect`, on purpose: the
+        records are an emulator's test data (generated from a seed), so commits are not
+        synced (`synchronous=OFF`) and caches are large, to serve 1,000,000 records fast;
+        the server's threads share the pool (`check_same_thread=False`).
+        """
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
