@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from target_helpers import make_config, run_target, singer
+from target_precoro.testing import make_config, run_target, singer
 
 RECORDS = [{"externalId": "DRY-1", "name": "Dry Run Vendor", "country": "France"}]
 

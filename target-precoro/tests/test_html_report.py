@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from target_helpers import make_config, run_target, singer
 from target_precoro.html_report import write_html, write_html_to
 from target_precoro.report import RUN_FOLDER, prune_reports
+from target_precoro.testing import make_config, run_target, singer
 
 
 class Page(HTMLParser):
