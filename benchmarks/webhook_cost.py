@@ -81,7 +81,7 @@ def scenario(sb: SandboxServer, folder: Path, stream: str, k: int, extra: dict[s
         emitted[mode] = sorted(run.ids(stream))
     line["emitted"] = len(emitted["polling"])
     line["same_records"] = emitted["webhook"] == emitted["polling"]
-    documents = line["emitted"] if entity.document else 0
+    documents = line["emitted"] if entity.fetch_detail else 0
     line["minimum"] = max(1, math.ceil(line["emitted"] / PAGE)) + documents
     line["ok"] = line["same_records"] and line["webhook"] <= line["polling"]
     return line
@@ -121,7 +121,7 @@ def mixed(sb: SandboxServer, folder: Path) -> dict[str, Any]:
     line["same_records"] = emitted["webhook"] == emitted["polling"]
     line["minimum"] = sum(
         max(1, math.ceil(len(emitted["polling"][name]) / PAGE))
-        + (len(emitted["polling"][name]) if get(name).document else 0)
+        + (len(emitted["polling"][name]) if get(name).fetch_detail else 0)
         for name in streams
     )
     line["config"] = {}

@@ -128,6 +128,23 @@ def declared(cls: type[Any]) -> Iterator[tuple[Field[Any], Declared]]:
             yield spec, found
 
 
+def number_rules(cls: type[Any]) -> dict[str, NumberRule]:
+    """Name -> type and range of every numeric setting of a settings class."""
+    return {spec.name: d.rule for spec, d in declared(cls) if d.rule is not None}
+
+
+def parse_numbers(settings: Any) -> None:
+    """Parse and range-check every numeric field of a frozen settings instance, in place.
+
+    For `__post_init__`: Python callers may give a number in any shape (`Decimal`,
+    a whole `float`, text), as a config does; `ConfigError` names the setting.
+    """
+    for spec, declaration in declared(type(settings)):
+        if declaration.rule is not None:
+            value = parse_number(spec.name, getattr(settings, spec.name), declaration.rule)
+            object.__setattr__(settings, spec.name, value)
+
+
 def schema_default(spec: Field[Any]) -> Any:
     """The default `--about` shows: the field default as JSON (None: no default)."""
     value = spec.default

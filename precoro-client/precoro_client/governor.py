@@ -30,7 +30,6 @@ token itself is never written. `state_backend_url` moves it to PostgreSQL.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 import math
@@ -44,10 +43,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
 from typing_extensions import override
 
 from precoro_client.errors import BudgetExhausted, LedgerUnavailable, RateLimited
@@ -105,9 +103,6 @@ a faster retry connection cannot land the retry inside the server's window."""
 
 LEAK_EVERY = 200
 """Acquisitions between clean-ups of expired ledger rows."""
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 def request_key(method: str, url: str) -> str:
@@ -747,7 +742,7 @@ class RateGovernor:
                 self._store.record_get(key, now_ms)
             self._sent.pop(key, None)
             self._sent[key] = now_ms
-            while len(self._sent) > ANSWER_HISTORY:  # unsettled (`wrap_request`): forget
+            while len(self._sent) > ANSWER_HISTORY:  # acquired, never settled: forget
                 del self._sent[next(iter(self._sent))]
             return None
         name, free_at = refused
@@ -810,24 +805,6 @@ class RateGovernor:
                     self._answers.append(max(0, now_ms - sent))
         except LedgerUnavailable as exc:
             logger.warning("%s; the GET's window runs from its start", exc.message)
-
-    def wrap_request(
-        self, func: Callable[Concatenate[requests.PreparedRequest, _P], _R]
-    ) -> Callable[Concatenate[requests.PreparedRequest, _P], _R]:
-        """Decorate a function taking a `PreparedRequest` first so each call acquires.
-
-        For singer-sdk: `return super().request_decorator(governor.wrap_request(func))`
-        puts the governor inside the SDK's retries, so every attempt is admitted.
-        """
-
-        @functools.wraps(func)
-        def governed(
-            request: requests.PreparedRequest, /, *args: _P.args, **kwargs: _P.kwargs
-        ) -> _R:
-            self.acquire(request.method or "GET", request.url or "")
-            return func(request, *args, **kwargs)
-
-        return governed
 
     # --- learning from the server -----------------------------------------------------
 

@@ -86,24 +86,27 @@ class Entity:
     """The list accepts `modifiedSince` (else: re-read and compared, per the sync guide)."""
     external_id: bool = False
     """One of the 11 entities that accept PATCH `externalId`."""
-    post: bool = False
-    put: bool = False
-    document: bool = False
-    """A document with detail-only lines worth one detail call per changed record."""
+    creatable: bool = False
+    """`POST {path}` creates a record."""
+    updatable: bool = False
+    """`PUT {path}/{key}` updates a record."""
+    fetch_detail: bool = False
+    """Each changed record is worth one detail call (`GET {path}/{key}`): a document whose
+    lines, taxes and approvals only the detail returns (`detail_fields`)."""
     match_keys: tuple[tuple[str, ...], ...] = ()
     """Default ordered natural-key rules for initial linking (target)."""
     webhook_type: int | None = None
     base_params: tuple[tuple[str, str], ...] = ()
     """Query parameters always sent (credit notes are invoices with logicType 1 or 5)."""
-    storage: str | None = None
-    """Collection the records live in when this entity is a filtered view of another."""
+    view_of: str | None = None
+    """The entity whose records this one is a filtered view of (its collection)."""
     parent: str | None = None
     """Entity whose id fills `{parent_id}` in `path`."""
 
     @property
     def collection(self) -> str:
         """Name of the collection that stores this entity's records."""
-        return self.storage or self.name
+        return self.view_of or self.name
 
     @property
     def list_fields(self) -> tuple[Field, ...]:
@@ -351,8 +354,8 @@ SUPPLIERS = Entity(
     description="Suppliers (vendors) of the company.",
     incremental=True,
     external_id=True,
-    post=True,
-    put=True,
+    creatable=True,
+    updatable=True,
     webhook_type=7,
     match_keys=(("businessRegistrationNumber",), ("uniqueCode",), ("name", "country"), ("email",)),
     filters=(
@@ -419,8 +422,8 @@ ITEMS = Entity(
     description="Catalog items (products and services).",
     incremental=True,
     external_id=True,
-    post=True,
-    put=True,
+    creatable=True,
+    updatable=True,
     match_keys=(("sku",), ("name",)),
     filters=(
         MODIFIED_SINCE,
@@ -467,8 +470,8 @@ TAXES = Entity(
     key="id",
     description="Taxes the company applies.",
     external_id=True,
-    post=True,
-    put=True,
+    creatable=True,
+    updatable=True,
     match_keys=(("name",),),
     filters=(BY_ID, BY_EXTERNAL_ID),
     fields=(
@@ -493,8 +496,8 @@ PAYMENT_TERMS = Entity(
     key="id",
     description="Company payment terms.",
     external_id=True,
-    post=True,
-    put=True,
+    creatable=True,
+    updatable=True,
     match_keys=(("name",),),
     filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
     fields=(
@@ -520,8 +523,8 @@ LOCATIONS = Entity(
     key="id",
     description="Company locations (offices, sites).",
     external_id=True,
-    post=True,
-    put=True,
+    creatable=True,
+    updatable=True,
     match_keys=(("uniqueCode",), ("name",)),
     filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
     fields=(
@@ -544,8 +547,8 @@ LEGAL_ENTITIES = Entity(
     key="id",
     description="Legal entities of the company.",
     external_id=True,
-    post=True,
-    put=True,
+    creatable=True,
+    updatable=True,
     match_keys=(("name",),),
     filters=(BY_ID, BY_EXTERNAL_ID),
     fields=(
@@ -613,8 +616,8 @@ def _custom_field_options(name: str, parent: str, label: str) -> Entity:
         description=f"Options of one {label} custom field (nested under the field's id).",
         parent=parent,
         external_id=True,
-        post=True,
-        put=True,
+        creatable=True,
+        updatable=True,
         match_keys=(("code",), ("name",)),
         filters=(BY_ID, BY_EXTERNAL_ID, BY_ENABLE),
         fields=(
@@ -648,7 +651,7 @@ PURCHASE_ORDERS = Entity(
     description="Purchase orders.",
     incremental=True,
     external_id=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=2,
     match_keys=(("idn",),),
     filters=(*DOC_FILTERS, BY_EXTERNAL_ID, ListFilter("logicType[]", "logicType", "in")),
@@ -743,7 +746,7 @@ INVOICES = Entity(
     description="Invoices (credit notes included unless filtered by logicType).",
     incremental=True,
     external_id=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=3,
     match_keys=(("idn",), ("invoiceNumber",)),
     filters=_INVOICE_FILTERS,
@@ -755,9 +758,9 @@ CREDIT_NOTES = Entity(
     path="/invoices",
     key="idn",
     description="Credit notes: invoices with logicType 1 or 5.",
-    storage="invoices",
+    view_of="invoices",
     incremental=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=3,
     base_params=(("logicType[]", "1"), ("logicType[]", "5")),
     filters=_INVOICE_FILTERS,
@@ -770,7 +773,7 @@ RECEIPTS = Entity(
     key="idn",
     description="Receipts of goods against purchase orders.",
     incremental=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=5,
     filters=DOC_FILTERS,
     fields=(
@@ -796,7 +799,7 @@ EXPENSES = Entity(
     key="idn",
     description="Employee expenses.",
     incremental=True,
-    document=True,
+    fetch_detail=True,
     webhook_type=6,
     filters=DOC_FILTERS,
     fields=(
@@ -834,7 +837,7 @@ PAYMENTS = Entity(
     description="Payments against invoices (create only; PUT is refused).",
     incremental=True,
     external_id=True,
-    post=True,
+    creatable=True,
     match_keys=(),
     filters=(MODIFIED_SINCE, BY_ID, BY_EXTERNAL_ID),
     fields=(
@@ -959,4 +962,4 @@ def get(name: str) -> Entity:
 
 def stored_collections() -> Iterator[Entity]:
     """Entities that own their records (views such as credit notes excluded)."""
-    return (entity for entity in ENTITIES if entity.storage is None)
+    return (entity for entity in ENTITIES if entity.view_of is None)

@@ -26,12 +26,11 @@ from precoro_client.declared import (
     declare,
     declare_computed,
     declare_required,
-    declared,
     integer,
     number,
+    parse_numbers,
 )
 from precoro_client.errors import ConfigError
-from precoro_client.numbers import parse_number
 from precoro_client.secret import Secret, register_secret
 
 DEFAULT_API_URL = "https://api.precoro.com"
@@ -338,10 +337,7 @@ class PrecoroSettings:
 
         object.__setattr__(self, "api_url", self._resolve_api_url())
 
-        for spec, declaration in declared(type(self)):
-            if declaration.rule is not None:
-                value = parse_number(spec.name, getattr(self, spec.name), declaration.rule)
-                object.__setattr__(self, spec.name, value)
+        parse_numbers(self)
         if self.budget_reserve >= self.max_requests_per_day:
             msg = (
                 f"budget_reserve ({self.budget_reserve}) must be smaller than "

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from precoro_client.errors import BudgetExhausted
 from precoro_client.governor import RateGovernor
 from precoro_client.rate_limit import parse_rate_limit
@@ -225,22 +224,6 @@ def test_inconsistent_limits_are_reduced_to_the_binding_ones(make_governor, cloc
     governor.acquire("POST", URL)
     with pytest.raises(BudgetExhausted):
         governor.acquire("POST", URL)
-
-
-def test_wrap_request_acquires_before_each_call(make_governor, clock):
-    governor = make_governor(**FAST)
-    sent = []
-
-    @governor.wrap_request
-    def send(request: requests.PreparedRequest, context: object = None) -> str:
-        sent.append(clock.now)
-        return "ok"
-
-    prepared = requests.Request("GET", URL).prepare()
-    assert send(prepared) == "ok"
-    assert send(prepared) == "ok"
-    assert sent[1] - sent[0] == pytest.approx(66.0)
-    assert governor.calls_used_today() == 2
 
 
 def test_governor_works_as_context_manager(make_settings, clock):

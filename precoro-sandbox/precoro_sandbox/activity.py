@@ -154,7 +154,7 @@ class Activity:
             return None
         names = {spec.name for spec in entity.fields}
         status = rec.get("status")
-        if entity.document and status in (0, 1) and rng.random() < 0.6:
+        if entity.fetch_detail and status in (0, 1) and rng.random() < 0.6:
             rec["status"] = status + 1
             if rec["status"] == 2 and "approvalDate" in names:
                 rec["approvalDate"] = sb.now_stored()

@@ -88,8 +88,8 @@ class Admin:
     def record(self, p: Payload, q: Query) -> Any:
         """A stored record (list and detail fields), uncounted."""
         entity = registry.get(q["entity"])
-        if entity.storage is not None:
-            entity = registry.get(entity.storage)
+        if entity.view_of is not None:
+            entity = registry.get(entity.view_of)
         column, value = record_key(entity, q["key"])
         rec = self.sb.store.record(int(q.get("company", 1)), entity.name, column, value)
         if rec is None:
@@ -175,7 +175,7 @@ class Admin:
         """Set, advance, freeze or unfreeze the sandbox clock."""
         clock = self.sb.clock
         if p.get("set"):
-            when = datetime.fromisoformat(str(p["set"]).replace("Z", "+00:00"))
+            when = datetime.fromisoformat(str(p["set"]))
             clock.set(when if when.tzinfo else when.replace(tzinfo=UTC))
         if p.get("advance"):
             clock.advance(float(p["advance"]))
@@ -215,7 +215,7 @@ class Admin:
         when = p.get("update_date")
         moment = None
         if when:
-            moment = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(str(when))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=self.sb.settings.tz)
         parent = p.get("parent_id")

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-STORED_SUFFIX = "+00:00"
 _STORED_RE = re.compile(r'"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\+00:00"')
 _MODIFIED_SINCE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
@@ -32,7 +31,7 @@ def epoch(text: str | None) -> int | None:
     """Epoch seconds of a stored (or any ISO 8601) timestamp; None for None."""
     if text is None:
         return None
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
@@ -85,13 +84,14 @@ def parse_since(text: str, zone: tzinfo, *, strict: bool) -> datetime:
     moment = datetime.fromisoformat(f"{day}T{clock}")
     if offset is None:
         return moment.replace(tzinfo=zone)
-    offset = "+00:00" if offset == "Z" else "+" + offset[1:] if offset[0] == " " else offset
+    if offset[0] == " ":
+        offset = "+" + offset[1:]
     return datetime.fromisoformat(f"{day}T{clock}{offset}")
 
 
 def parse_input(text: str, zone: tzinfo) -> datetime:
     """Parse a date-time written by a client: ISO 8601, `Z` or offset; naive = company zone."""
-    candidate = text.strip().replace("Z", "+00:00").replace(" ", "T", 1)
+    candidate = text.strip().replace(" ", "T", 1)
     parsed = datetime.fromisoformat(candidate)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)

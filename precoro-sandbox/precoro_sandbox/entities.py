@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from precoro_client import registry
-from precoro_client.registry import Field
+from precoro_client.registry import PARENT_ID_FIELD, Field
 
 from precoro_sandbox.datagen import declared, documents, parties, reference
 from precoro_sandbox.datagen.core import Context, Generator, MemoryContext, Record
@@ -176,7 +176,7 @@ def _depend_add(parent: str, id_param: str) -> tuple[SandboxAction, ...]:
 
 
 _DOCUMENT = frozenset({"approvalSteps", "dataDocumentCustomFields"})
-_OPTION_REFS = ("id", "name", "customFieldId")
+_OPTION_REFS = ("id", "name", PARENT_ID_FIELD)
 
 SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
     "taxes": SandboxEntity(
@@ -315,7 +315,7 @@ SANDBOX_ENTITIES: dict[str, SandboxEntity] = {
         wrapped=_DOCUMENT,
     ),
 }
-"""Every stored registry entity (views such as credit notes live in their storage's entry)."""
+"""Every stored registry entity (a view such as credit notes lives in its `view_of` entry)."""
 
 REF_KEYS: dict[str, tuple[str, ...]] = {
     name: facts.ref_keys for name, facts in SANDBOX_ENTITIES.items() if facts.ref_keys
@@ -324,7 +324,7 @@ REF_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def facts(entity: registry.Entity) -> SandboxEntity:
-    """The sandbox facts of an entity (of its storage, for a view)."""
+    """The sandbox facts of an entity (of the entity it views, for a view)."""
     return SANDBOX_ENTITIES[entity.collection]
 
 
@@ -360,7 +360,7 @@ def generate(gen: Generator) -> Iterator[tuple[str, Record]]:
 def post_fields(entity: registry.Entity) -> dict[str, Field] | None:
     """The fields a POST of `entity` accepts (None: Precoro refuses POST there)."""
     entry = facts(entity)
-    if entity.post:
+    if entity.creatable:
         fields = {spec.name: spec for spec in entity.writable_fields}
     elif entry.create_fields:
         refs = dict(entry.create_refs)

@@ -190,7 +190,7 @@ class Pipeline:
         if method == "GET":
             rec_text = self._find(company, entity, params["key"], parent_id)
             return Reply(200, self.sb.render(detail_text(*rec_text)))
-        if method == "PUT" and entity.put:
+        if method == "PUT" and entity.updatable:
             return self.sb.writes.update(
                 company, entity, parent_id, params["key"], body, patch=False
             )

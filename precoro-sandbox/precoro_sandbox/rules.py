@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from precoro_client import registry
-from precoro_client.registry import Entity
+from precoro_client.registry import PARENT_ID_FIELD, Entity
 
 from precoro_sandbox.datagen import STATUS_LABELS, Record, embedded_option, payment_summary
 from precoro_sandbox.entities import ActionName, facts
@@ -248,7 +248,7 @@ class BusinessRules:
     def after_write(self, company: Company, entity: Entity, rec: Record, *, action: int) -> None:
         """Side effects of any change: re-embed options into their field, fire webhooks."""
         if entity.parent is not None:
-            self.refresh_custom_field(company, entity, int(rec["customFieldId"]))
+            self.refresh_custom_field(company, entity, int(rec[PARENT_ID_FIELD]))
             return
         if entity.webhook_type is None:
             return

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from typing_extensions import override
+
 from precoro_sandbox.admin_client import AdminClient
 from precoro_sandbox.app import ADMIN_PREFIX, Reply, Sandbox
 from precoro_sandbox.faults import truncate
@@ -37,6 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120
     server: _Server
 
+    @override
     def setup(self) -> None:
         """Disable Nagle (no delayed small responses) and finish any TLS handshake.
 
@@ -48,9 +51,11 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
 
+    @override
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the sandbox keeps its own request log."""
 
+    @override
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The `Date` header follows the sandbox clock, not the wall clock."""
         if timestamp is None:
@@ -129,6 +134,7 @@ class _Server(ThreadingHTTPServer):
                 self.socket, server_side=True, do_handshake_on_connect=False
             )
 
+    @override
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up or refuses the certificate is no sandbox error."""
         if isinstance(request, ssl.SSLSocket):

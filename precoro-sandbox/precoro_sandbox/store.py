@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from precoro_client.registry import Entity
+from precoro_client.registry import PARENT_ID_FIELD, Entity
 
 from precoro_sandbox.datagen import Record, Sequences
 from precoro_sandbox.dates import epoch
@@ -153,7 +153,7 @@ def row_for(company: int, entity: Entity, rec: Record, seed: int) -> tuple[Any, 
         entity.name,
         rec["id"],
         rec.get("idn"),
-        rec.get("customFieldId"),
+        rec.get(PARENT_ID_FIELD),
         epoch(rec["updateDate"]),
         epoch(rec.get("createDate")),
         epoch(rec.get("approvalDate")),
@@ -190,6 +190,13 @@ class Store:
     # --- connections -----------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        """A pooled connection tuned for speed, not for surviving a crash.
+
+        Not the target's `open_db` nor the webhook inbox's `_connect`, on purpose: the
+        records are an emulator's test data (generated from a seed), so commits are not
+        synced (`synchronous=OFF`) and caches are large, to serve 1,000,000 records fast;
+        the server's threads share the pool (`check_same_thread=False`).
+        """
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")

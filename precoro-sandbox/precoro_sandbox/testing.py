@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import requests
+from typing_extensions import override
 
 from precoro_sandbox.server import SandboxServer
 
@@ -69,6 +70,7 @@ class WebhookReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+            @override
             def log_message(self, format: str, *args: Any) -> None:
                 """Stay quiet."""
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from precoro_client import registry
 from precoro_client.forms import decode_form
-from precoro_client.registry import Entity, Field
+from precoro_client.registry import PARENT_ID_FIELD, Entity, Field
 
 from precoro_sandbox import dates
 from precoro_sandbox.datagen import STATUS_LABELS, Record
@@ -191,7 +191,7 @@ class Writes:
             if entity.key == "idn":
                 rec["idn"] = sb.store.seq.next_idn(company.index, entity.name)
             if parent_id is not None:
-                rec["customFieldId"] = parent_id
+                rec[PARENT_ID_FIELD] = parent_id
             apply_defaults(entity, rec)
             rec["createDate"] = rec["updateDate"] = now
             sb.store.save(company.index, entity, rec, sb.seed, new=True)
@@ -237,7 +237,7 @@ class Writes:
                 raise plain_error(404, "Not Found")
             sb.rules.check_unique(company, entity, changes, int(rec["id"]))
             if parent_id is not None:
-                rec["customFieldId"] = parent_id
+                rec[PARENT_ID_FIELD] = parent_id
             rec.update({k: v for k, v in changes.items() if k in names})
             apply_defaults(entity, rec)
             rec["updateDate"] = sb.now_stored()

@@ -13,7 +13,7 @@ from precoro_sandbox.limits import LimitConfig
 from precoro_sandbox.store import FILTER_COLUMNS
 
 STORED = [entity.name for entity in registry.stored_collections()]
-VIEWS = [entity for entity in registry.ENTITIES if entity.storage is not None]
+VIEWS = [entity for entity in registry.ENTITIES if entity.view_of is not None]
 
 
 def test_every_stored_registry_entity_has_exactly_one_entry():
@@ -23,7 +23,7 @@ def test_every_stored_registry_entity_has_exactly_one_entry():
 @pytest.mark.parametrize("view", VIEWS, ids=lambda e: e.name)
 def test_views_use_their_storage_entry(view):
     assert view.name not in SANDBOX_ENTITIES
-    assert facts(view) is SANDBOX_ENTITIES[view.storage]
+    assert facts(view) is SANDBOX_ENTITIES[view.view_of]
 
 
 @pytest.mark.parametrize("name", STORED)

@@ -24,13 +24,13 @@ def test_full_read_costs_one_call_per_page_plus_one_per_document(sandbox, make_c
     stored = sandbox.admin.stats()
 
     for entity in ENTITIES:
-        if entity.parent is not None or entity.storage is not None:
+        if entity.parent is not None or entity.view_of is not None:
             continue
         emitted = len(run.records[entity.name])
         assert emitted == stored[entity.name], entity.name
         assert counters.get("GET", entity.path) == expected_list_calls(emitted, PAGE), entity.name
         detail_calls = counters.get("GET", f"{entity.path}/{{{entity.key}}}")
-        assert detail_calls == (emitted if entity.document else 0), entity.name
+        assert detail_calls == (emitted if entity.fetch_detail else 0), entity.name
 
     for options in ("itemcustomfieldoptions", "documentcustomfieldoptions"):
         route = get(options).path
@@ -60,7 +60,7 @@ def test_incremental_run_costs_ceil_k_over_page_size(sandbox, make_config, run_t
         assert len(second.records[name]) == changed, name
         assert counters.get("GET", entity.path) == math.ceil(changed / PAGE), name
         detail = counters.get("GET", f"{entity.path}/{{{entity.key}}}")
-        assert detail == (changed if entity.document else 0), name
+        assert detail == (changed if entity.fetch_detail else 0), name
     # Reference data is cached for reference_refresh_hours: no call at all.
     for name in ("taxes", "paymentterms", "locations", "legalentities", "users", "budgets"):
         assert counters.get("GET", get(name).path) == 0, name
@@ -75,7 +75,7 @@ def test_unchanged_incremental_run_costs_one_call_per_stream(sandbox, make_confi
 
     second = run_tap(config, state=first.state)
     counters = sandbox.admin.counters()
-    incremental = [e for e in ENTITIES if e.incremental and e.storage is None]
+    incremental = [e for e in ENTITIES if e.incremental and e.view_of is None]
     assert counters.total == len(incremental)
     assert sum(len(rows) for rows in second.records.values()) == 0
 

@@ -24,13 +24,13 @@ def test_full_run_over_https_with_the_sandbox_ca(
     stored = sb.admin.stats()
     expected = 0
     for entity in ENTITIES:
-        if entity.parent is not None or entity.storage is not None:
+        if entity.parent is not None or entity.view_of is not None:
             continue
         emitted = len(run.records[entity.name])
         assert emitted == stored[entity.name], entity.name
         pages = max(1, math.ceil(emitted / PAGE))
         assert counters.get("GET", entity.path) == pages, entity.name
-        expected += pages + (emitted if entity.document else 0)
+        expected += pages + (emitted if entity.fetch_detail else 0)
     option_calls = sum(
         counters.get("GET", entity.path) for entity in ENTITIES if entity.parent is not None
     )

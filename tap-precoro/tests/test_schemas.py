@@ -99,7 +99,7 @@ def test_every_served_record_validates_against_the_tap_schema(
     assert records[stream], f"the sandbox serves no {stream}"
     for row, detail in records[stream]:
         shapes = [("list row", row)]
-        if entity.document:
+        if entity.fetch_detail:
             shapes.append(("detail", detail))
         for shape, record in shapes:
             label = f"{stream} {shape} {record[entity.key]}"
@@ -143,7 +143,8 @@ def test_the_tap_emits_every_served_field(
     for stream in ALL_STREAMS:
         entity = registry.get(stream)
         expected = {
-            int(detail["id"]): detail if entity.document else row for row, detail in records[stream]
+            int(detail["id"]): detail if entity.fetch_detail else row
+            for row, detail in records[stream]
         }
         emitted = {int(record["id"]): record for record in run.records[stream]}
         assert emitted.keys() == expected.keys(), stream

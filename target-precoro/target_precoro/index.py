@@ -1,7 +1,7 @@
 """The externalId index: which Precoro record carries which externalId, cached locally.
 
 One SQLite file per account in `state_dir`. Precoro records are stored as last seen
-(the full list row), keyed by entity, parent (custom field of an option, else 0) and
+(the full list row), keyed by entity, parent (custom field of an option, else `NO_PARENT`) and
 Precoro id. How it stays correct without re-reading whole collections:
 
 - Entities Precoro filters by `modifiedSince` (suppliers, items, payments, documents):
@@ -46,6 +46,17 @@ from precoro_client.registry import MODIFIED_SINCE_FORMAT, Entity, get
 from typing_extensions import override
 
 from target_precoro.sqlite import open_db
+
+NO_PARENT = 0
+"""The `parent` key of a top-level entity's records (options are keyed by their custom
+field's id). 0 rather than NULL: the index and journal key rows by (entity, parent, ...)
+and SQLite's NULLs never compare equal."""
+
+
+def path_parent(parent: int) -> int | None:
+    """The parent id to fill into an entity's path: none for `NO_PARENT`."""
+    return None if parent == NO_PARENT else parent
+
 
 PAGE_SIZE = 200
 MAX_LOOKUP_QUERY_BYTES = 7200
@@ -421,7 +432,7 @@ class Index:
             return
         start = datetime.fromisoformat(since) - self.lookback
         params = [("modifiedSince", start.strftime(MODIFIED_SINCE_FORMAT))]
-        rows = self._read(entity.list_path(parent or None), params)
+        rows = self._read(entity.list_path(path_parent(parent)), params)
         self.store.put(entity.name, parent, rows, self._seen_now())
         self._mark_fresh(entity, parent)
 
@@ -454,7 +465,7 @@ class Index:
         while queue:
             chunk = queue.popleft()
             try:
-                rows = self._read(entity.list_path(parent or None), [(param, chunk)])
+                rows = self._read(entity.list_path(path_parent(parent)), [(param, chunk)])
             except ValidationFailed as exc:
                 if exc.status != HTTPStatus.REQUEST_URI_TOO_LONG:
                     raise
@@ -551,7 +562,7 @@ class Index:
             flag = _has_external_filter(entity)
             if flag is not None:
                 params.append((flag, "0"))
-            rows = self._read(entity.list_path(parent or None), params)
+            rows = self._read(entity.list_path(path_parent(parent)), params)
             self.store.put(entity.name, parent, rows, self._seen_now())
             self._looked_up.add(key)
             self._mark_fresh(entity, parent, candidates=True)

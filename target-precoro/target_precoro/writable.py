@@ -1,8 +1,9 @@
 """Which Singer streams the target accepts, and what each may do, from the registry.
 
 A stream is named after a Precoro entity that accepts `externalId`. What the target
-may do with it follows from the registry flags: `post` allows creating, `put`
-updating, and an entity with neither (purchase orders, invoices) can only be linked.
+may do with it follows from the registry flags: `creatable` allows creating,
+`updatable` updating, and an entity with neither (purchase orders, invoices) can only
+be linked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from precoro_client.registry import ENTITIES, Entity
 SUPPORTED_STREAMS: dict[str, Entity] = {
     entity.name: entity
     for entity in ENTITIES
-    if entity.external_id and entity.storage is None and (entity.post or entity.document)
+    if entity.external_id and entity.view_of is None and (entity.creatable or entity.fetch_detail)
 }
 """Stream name -> entity: every entity an ERP can create, update or link."""
 
@@ -28,12 +29,12 @@ def supported_names() -> str:
 
 def can_create(entity: Entity) -> bool:
     """POST is possible."""
-    return bool(entity.post)
+    return bool(entity.creatable)
 
 
 def can_update(entity: Entity) -> bool:
     """PUT is possible (payments are create-only; documents link-only)."""
-    return bool(entity.put)
+    return bool(entity.updatable)
 
 
 def dependencies(entity: Entity) -> set[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from precoro_client import registry
+from precoro_client.registry import PARENT_ID_FIELD
 
 from precoro_sandbox.datagen.pools import COMMENTS, Country
 from precoro_sandbox.dates import epoch, stored
@@ -209,7 +210,7 @@ class Generator:
                     {
                         "id": self.value_id(),
                         "value": str(option["id"]),
-                        "documentCustomField": {"id": option["customFieldId"]},
+                        "documentCustomField": {"id": option[PARENT_ID_FIELD]},
                     }
                 )
         return {"data": values}
@@ -224,7 +225,7 @@ class Generator:
                     {
                         "id": self.value_id(),
                         "value": str(option["id"]),
-                        "itemCustomField": {"id": option["customFieldId"]},
+                        "itemCustomField": {"id": option[PARENT_ID_FIELD]},
                     }
                 )
         return {"data": values}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from precoro_client.registry import PARENT_ID_FIELD
+
 from precoro_sandbox.datagen import declared
 from precoro_sandbox.datagen.core import Context, Generator, MemoryContext, Record, epoch_of, slug
 from precoro_sandbox.datagen.pools import (
@@ -135,13 +137,13 @@ def option(
     parent = None
     if rng.random() < 0.1:
         candidate = ctx.pick(coll, rng)
-        if candidate is not None and candidate["customFieldId"] == field_id:
+        if candidate is not None and candidate[PARENT_ID_FIELD] == field_id:
             parent = {"id": candidate["id"], "name": candidate["name"]}
     return {
         "id": gen.seq.next_id(coll),
         "name": f"{word} {i + 1}" if i >= len(OPTION_WORDS) else word,
         "code": f"{6000 + i * 10}",
-        "customFieldId": field_id,
+        PARENT_ID_FIELD: field_id,
         "parent": parent,
         "enable": rng.random() > 0.05,
         "externalId": f"ACC-{6000 + i * 10}" if rng.random() < 0.3 else None,
@@ -235,7 +237,7 @@ def custom_fields_with_options(
             field_id = field_ids[i % len(field_ids)]
             option_rec = option(gen, ctx, option_rng, i, coll=option_coll, field_id=field_id)
             ctx.add(option_coll, option_rec)
-            by_field[option_rec["customFieldId"]].append(option_rec)
+            by_field[option_rec[PARENT_ID_FIELD]].append(option_rec)
             yield option_coll, option_rec
     for i, fid in enumerate(field_ids):
         rec = custom_field(gen, rng, i, coll=field_coll, field_id=fid, options=by_field[fid])

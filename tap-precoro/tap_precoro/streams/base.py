@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from precoro_client.client import Page
 from precoro_client.errors import BudgetExhausted, NotFound
-from precoro_client.registry import Entity
+from precoro_client.registry import PARENT_ID_FIELD, Entity
 from precoro_client.schemas import record_schema
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.types import Context
@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
 Params = list[tuple[str, str]]
 
-PARTITION_KEY = "customFieldId"
-"""Context key of option partitions; also a field of option records, so the SDK's
-habit of copying context keys into records adds nothing to them."""
+PARTITION_KEY = PARENT_ID_FIELD
+"""Context key of option partitions: the option records' own field naming their custom
+field, so the SDK's habit of copying context keys into records adds nothing to them."""
 
 
 class PrecoroStream(Stream):
@@ -64,7 +64,7 @@ class PrecoroStream(Stream):
         """
         self.entity = entity
         self.run = run
-        include_detail = entity.document and bool(
+        include_detail = entity.fetch_detail and bool(
             tap.config.get("fetch_details", TapSettings.fetch_details)
         )
         super().__init__(
@@ -72,7 +72,7 @@ class PrecoroStream(Stream):
             name=entity.name,
             schema=record_schema(entity, include_detail=include_detail),
         )
-        self.selected_by_default = entity.storage is None
+        self.selected_by_default = entity.view_of is None
         self._emitted: set[str] = set()
         self._emitted_versions: dict[str, str] = {}
         self.finished = False
@@ -288,7 +288,7 @@ class PrecoroStream(Stream):
 
     def _fetch_current(self, entity_id: int, idn: str | None) -> dict[str, Any] | None:
         client = self.run.client
-        details = self.entity.document and bool(
+        details = self.entity.fetch_detail and bool(
             self.config.get("fetch_details", TapSettings.fetch_details)
         )
         if details and idn:  # one detail call: the document with its lines
@@ -322,7 +322,7 @@ class PrecoroStream(Stream):
             *self.entity.base_params,
             ("modifiedSince", modified_since_param(since, timezone)),
         ]
-        details = self.entity.document and bool(
+        details = self.entity.fetch_detail and bool(
             self.config.get("fetch_details", TapSettings.fetch_details)
         )
         found: dict[int, dict[str, Any] | None] = {}

@@ -175,7 +175,7 @@ class IncrementalStream(PrecoroStream):
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
         delivered = {**self._held, **tracker.recent, **self._run_versions}
         closing = self._closing
-        fetch = self.entity.document and bool(
+        fetch = self.entity.fetch_detail and bool(
             self.config.get("fetch_details", TapSettings.fetch_details)
         )
         read: dict[str, str] = {}

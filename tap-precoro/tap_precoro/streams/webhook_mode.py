@@ -39,7 +39,7 @@ def batched_current(
     out map to None: not emitted, as a poll would not.
     """
     entity = stream.entity
-    details = entity.document and bool(
+    details = entity.fetch_detail and bool(
         stream.config.get("fetch_details", TapSettings.fetch_details)
     )
     filtered = stream.base_params(context) != list(entity.base_params)

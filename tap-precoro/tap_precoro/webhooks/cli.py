@@ -21,24 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from precoro_client.declared import Declared, declared, parse_value
 from precoro_client.errors import ConfigError
-from precoro_client.numbers import parse_number
 
-from tap_precoro.webhooks.guard import (
-    DEFAULT_CONNECTION_LIMIT,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_THREADS,
-    ServerLimits,
-)
+from tap_precoro.webhooks.guard import ServerLimits
 from tap_precoro.webhooks.inbox import InboxMissing, SqliteInbox
-from tap_precoro.webhooks.receiver import (
-    DEFAULT_HEARTBEAT_SECONDS,
-    DEFAULT_MAX_BODY,
-    NUMBER_RULES,
-    Receiver,
-    ReceiverSettings,
-)
+from tap_precoro.webhooks.receiver import ListenAddress, Receiver, ReceiverSettings
 
 SECRET_ENV = "PRECORO_WEBHOOK_SECRET"
 
@@ -60,16 +48,40 @@ def consumed_position(state: Mapping[str, Any]) -> int | None:
     return min(positions) if positions else None
 
 
-def _number_option(name: str) -> Callable[[str], int | float]:
-    """An argparse type parsing `--<name>` with the shared parser and its range."""
+SERVE_SETTINGS: tuple[type[Any], ...] = (ListenAddress, ReceiverSettings, ServerLimits)
+"""The settings classes whose declared fields are `serve` options (the secret aside)."""
 
-    def parse(text: str) -> int | float:
+
+def _option_type(name: str, declaration: Declared) -> Callable[[str], Any]:
+    """An argparse type parsing `--<name>` as the declaration does (range included)."""
+
+    def parse(text: str) -> Any:
         try:
-            return parse_number(name, text, NUMBER_RULES[name])
+            return parse_value(name, declaration, text)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+def _add_declared_options(parser: argparse.ArgumentParser) -> None:
+    """One option per declared setting, with its default, range and description."""
+    for cls in SERVE_SETTINGS:
+        for spec, declaration in declared(cls):
+            if declaration.secret:  # from the environment, see `_serve`
+                continue
+            parser.add_argument(
+                f"--{spec.name.replace('_', '-')}",
+                type=_option_type(spec.name, declaration),
+                default=spec.default,
+                help=declaration.description,
+            )
+
+
+def _settings(cls: type[Any], args: argparse.Namespace, **given: Any) -> Any:
+    """A settings class built from the parsed options of its declared fields."""
+    values = {spec.name: getattr(args, spec.name) for spec, d in declared(cls) if not d.secret}
+    return cls(**values, **given)
 
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:
@@ -83,21 +95,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: set {SECRET_ENV} (or --secret)", file=sys.stderr)
         return 2
     try:
-        settings = ReceiverSettings(
-            secret=secret,
-            max_body_bytes=args.max_body_bytes,
-            heartbeat_seconds=args.heartbeat_seconds,
-        )
-        limits = ServerLimits(
-            connection_limit=args.connection_limit,
-            request_timeout_seconds=args.request_timeout_seconds,
-            idle_timeout_seconds=args.idle_timeout_seconds,
-            threads=args.threads,
-        )
+        address: ListenAddress = _settings(ListenAddress, args)
+        settings: ReceiverSettings = _settings(ReceiverSettings, args, secret=secret)
+        limits: ServerLimits = _settings(ServerLimits, args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver.open(args.inbox, settings, host=args.host, port=args.port, limits=limits)
+    receiver = Receiver.open(
+        args.inbox, settings, host=address.host, port=address.port, limits=limits
+    )
     signal.signal(signal.SIGTERM, _raise_interrupt)
     print(f"precoro-webhooks: listening on {receiver.url}/webhook (inbox {args.inbox})", flush=True)
     receiver.serve_forever()
@@ -167,43 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="receive Precoro webhooks into the inbox")
     serve.add_argument("--inbox", required=True, help="SQLite inbox file (created if missing)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_number_option("port"), default=8900)
     serve.add_argument("--secret", help=f"shared secret; prefer the {SECRET_ENV} variable")
-    serve.add_argument(
-        "--max-body-bytes", type=_number_option("max_body_bytes"), default=DEFAULT_MAX_BODY
-    )
-    serve.add_argument(
-        "--heartbeat-seconds",
-        type=_number_option("heartbeat_seconds"),
-        default=DEFAULT_HEARTBEAT_SECONDS,
-        help="liveness marker interval; the tap reconciles after a longer silence (0: off)",
-    )
-    serve.add_argument(
-        "--threads",
-        type=_number_option("threads"),
-        default=DEFAULT_THREADS,
-        help="worker threads (they only run complete requests; slow clients hold none)",
-    )
-    serve.add_argument(
-        "--connection-limit",
-        type=_number_option("connection_limit"),
-        default=DEFAULT_CONNECTION_LIMIT,
-        help="open connections at most; when full, the longest-waiting unfinished one "
-        "is closed to let a new one in",
-    )
-    serve.add_argument(
-        "--request-timeout-seconds",
-        type=_number_option("request_timeout_seconds"),
-        default=DEFAULT_REQUEST_TIMEOUT,
-        help="seconds a request (line, headers, body) may take to arrive, however it trickles",
-    )
-    serve.add_argument(
-        "--idle-timeout-seconds",
-        type=_number_option("idle_timeout_seconds"),
-        default=DEFAULT_IDLE_TIMEOUT,
-        help="seconds a keep-alive connection may wait for its next request",
-    )
+    _add_declared_options(serve)
     serve.add_argument("--log-level", default="INFO")
 
     status = sub.add_parser("status", help="show inbox depth, head and receiver liveness")

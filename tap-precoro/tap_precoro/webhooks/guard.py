@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from precoro_client.numbers import NumberRule, parse_number
+from precoro_client.declared import integer, parse_numbers
 from typing_extensions import override
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -50,11 +50,6 @@ from waitress.task import ThreadedTaskDispatcher
 
 logger = logging.getLogger("tap_precoro.webhooks")
 
-DEFAULT_CONNECTION_LIMIT = 1000
-DEFAULT_REQUEST_TIMEOUT = 10
-"""Seconds: a notification is ~60 bytes; any real sender delivers it in well under 1 s."""
-DEFAULT_IDLE_TIMEOUT = 30
-DEFAULT_THREADS = 8
 MAX_HEADER_BYTES = 8192
 """Request line plus headers: a delivery needs a few hundred bytes (waitress: 256 KiB)."""
 CHECK_INTERVAL = 1
@@ -64,32 +59,46 @@ LINGER_RESET = struct.pack("ii", 1, 0)
 DESCRIPTOR_MARGIN = 64
 """File descriptors kept free beyond one per connection (inbox, listen socket, logs)."""
 
-LIMIT_RULES: dict[str, NumberRule] = {
-    "connection_limit": NumberRule(integer=True, minimum=10, maximum=100_000),
-    "request_timeout_seconds": NumberRule(integer=True, minimum=1, maximum=3600),
-    "idle_timeout_seconds": NumberRule(integer=True, minimum=1, maximum=3600),
-    "threads": NumberRule(integer=True, minimum=1, maximum=64),
-}
-"""Type and range of the connection settings (parsed by `parse_number`)."""
-
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """How many connections the receiver holds and how long each may take."""
+    """How many connections the receiver holds and how long each may take.
 
-    connection_limit: int = DEFAULT_CONNECTION_LIMIT
-    """Open connections at most; when full, the longest-waiting unfinished one is closed."""
-    request_timeout_seconds: int = DEFAULT_REQUEST_TIMEOUT
-    """A request (line, headers, body) must arrive within this many seconds."""
-    idle_timeout_seconds: int = DEFAULT_IDLE_TIMEOUT
-    """A keep-alive connection waiting for its next request is closed after this."""
-    threads: int = DEFAULT_THREADS
-    """Worker threads running the app (authentication, validation, inbox append)."""
+    Each field is the setting's one declaration (`precoro_client.declared`): the
+    `precoro-webhooks serve` options, their defaults and ranges are derived from it.
+    """
+
+    connection_limit: int = integer(
+        1000,
+        minimum=10,
+        maximum=100_000,
+        description="Open connections at most; when full, the longest-waiting unfinished one "
+        "is closed to let a new one in.",
+    )
+    request_timeout_seconds: int = integer(
+        10,  # a notification is ~60 bytes; any real sender delivers it in well under 1 s
+        minimum=1,
+        maximum=3600,
+        description="Seconds a request (line, headers, body) may take to arrive, however "
+        "it trickles.",
+    )
+    idle_timeout_seconds: int = integer(
+        30,
+        minimum=1,
+        maximum=3600,
+        description="Seconds a keep-alive connection may wait for its next request.",
+    )
+    threads: int = integer(
+        8,
+        minimum=1,
+        maximum=64,
+        description="Worker threads running the app (authentication, validation, inbox "
+        "append); they only run complete requests, so slow clients hold none.",
+    )
 
     def __post_init__(self) -> None:
         """Parse and range-check every field with the shared number parser."""
-        for name, rule in LIMIT_RULES.items():
-            object.__setattr__(self, name, parse_number(name, getattr(self, name), rule))
+        parse_numbers(self)
 
 
 @dataclass

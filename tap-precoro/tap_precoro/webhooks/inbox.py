@@ -174,7 +174,16 @@ class SqliteInbox:
             self._create_schema()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        """A connection for any thread, every commit synced.
+
+        Not the target's `open_db` nor the sandbox store's `_open`, on purpose: the
+        receiver's worker threads share it (`check_same_thread=False`); the tap and
+        `status`/`prune` open the same file from other processes, so a writer waits up to
+        `BUSY_TIMEOUT_MS` for the lock; a 200 promises the notification is on disk
+        (`synchronous=FULL`). WAL is set by the creator only (`_create_schema`): the mode
+        persists in the file, and readers open it without creating anything.
+        """
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous = FULL")
         return conn

@@ -28,56 +28,89 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from precoro_client.numbers import NumberRule, parse_number
-
-from tap_precoro.webhooks.guard import (
-    LIMIT_RULES,
-    GuardStats,
-    ServerLimits,
-    create_guarded_server,
+from precoro_client.declared import (
+    declare,
+    declare_required,
+    integer,
+    number,
+    number_rules,
+    parse_numbers,
 )
+from precoro_client.numbers import NumberRule
+from singer_sdk import typing as th
+
+from tap_precoro.webhooks.guard import GuardStats, ServerLimits, create_guarded_server
 from tap_precoro.webhooks.inbox import Inbox, SqliteInbox
 from tap_precoro.webhooks.payload import InvalidNotification, parse_notification
 
 logger = logging.getLogger("tap_precoro.webhooks")
 
 SECRET_HEADER = "HTTP_X_WEBHOOK_SECRET"
-DEFAULT_MAX_BODY = 4096
-"""Bytes: a notification is ~60 bytes; 4 KiB leaves room for undocumented keys."""
 MIN_SECRET_LENGTH = 16
-DEFAULT_HEARTBEAT_SECONDS = 60.0
 WEBHOOK_PATH = "/webhook"
 HEALTH_PATH = "/health"
-
-NUMBER_RULES: dict[str, NumberRule] = {
-    "max_body_bytes": NumberRule(integer=True, minimum=64, maximum=1_048_576),
-    "heartbeat_seconds": NumberRule(integer=False, minimum=0, maximum=86_400),
-    "port": NumberRule(integer=True, minimum=0, maximum=65_535),
-    **LIMIT_RULES,
-}
-"""Type and range of the receiver's numeric settings (parsed by `parse_number`)."""
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class ReceiverSettings:
-    """How the receiver authenticates, validates and reports liveness."""
+class ListenAddress:
+    """Where the receiver listens.
 
-    secret: str
-    max_body_bytes: int = DEFAULT_MAX_BODY
-    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
-    """0 turns heartbeats off (the tap then only sees restarts, not hangs)."""
+    Each field is the setting's one declaration (`precoro_client.declared`), read by
+    `Receiver` (its defaults) and by `precoro-webhooks serve` (its options).
+    """
+
+    host: str = declare(
+        "127.0.0.1",
+        kind=th.StringType,
+        description="Address to listen on; the default serves only the reverse proxy on "
+        "this machine (docs/webhooks-receiver.md).",
+    )
+    port: int = integer(
+        8900, minimum=0, maximum=65_535, description="TCP port to listen on (0: any free one)."
+    )
+
+    def __post_init__(self) -> None:
+        """Parse and range-check the port with the shared number parser."""
+        parse_numbers(self)
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """How the receiver authenticates, validates and reports liveness.
+
+    Each field is the setting's one declaration (`precoro_client.declared`): the
+    `precoro-webhooks serve` options, their defaults and ranges are derived from it.
+    """
+
+    secret: str = declare_required(
+        kind=th.StringType,
+        secret=True,
+        description=f"Shared secret Precoro sends (`?secret=` or `X-Webhook-Secret`); at "
+        f"least {MIN_SECRET_LENGTH} characters.",
+    )
+    max_body_bytes: int = integer(
+        4096,  # a notification is ~60 bytes; 4 KiB leaves room for undocumented keys
+        minimum=64,
+        maximum=1_048_576,
+        description="Largest notification body accepted, in bytes (413 above it).",
+    )
+    heartbeat_seconds: float = number(
+        60.0,
+        minimum=0,
+        maximum=86_400,
+        description="Liveness marker interval; the tap reconciles after a longer silence "
+        "(0: off, the tap then only sees restarts, not hangs).",
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that would make the receiver unsafe."""
         if len(self.secret) < MIN_SECRET_LENGTH:
             msg = f"the webhook secret must be at least {MIN_SECRET_LENGTH} characters"
             raise ValueError(msg)
-        for name in ("max_body_bytes", "heartbeat_seconds"):
-            parsed = parse_number(name, getattr(self, name), NUMBER_RULES[name])
-            object.__setattr__(self, name, parsed)
+        parse_numbers(self)
 
     def __repr__(self) -> str:
         """Never show the secret."""
@@ -85,6 +118,14 @@ class ReceiverSettings:
             f"ReceiverSettings(secret=<hidden>, max_body_bytes={self.max_body_bytes}, "
             f"heartbeat_seconds={self.heartbeat_seconds})"
         )
+
+
+NUMBER_RULES: dict[str, NumberRule] = {
+    **number_rules(ListenAddress),
+    **number_rules(ReceiverSettings),
+    **number_rules(ServerLimits),
+}
+"""Type and range of the receiver's numeric settings (from their declarations)."""
 
 
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
@@ -216,8 +257,8 @@ class Receiver:
         inbox: Inbox,
         settings: ReceiverSettings,
         *,
-        host: str = "127.0.0.1",
-        port: int = 8900,
+        host: str = ListenAddress.host,
+        port: int = ListenAddress.port,
         limits: ServerLimits | None = None,
         owns_inbox: bool = False,
     ) -> None:

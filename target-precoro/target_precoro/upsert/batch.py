@@ -15,6 +15,7 @@ from typing import Any
 from precoro_client.errors import AuthenticationError, BudgetExhausted, LedgerUnavailable
 from precoro_client.registry import PARENT_ID_FIELD, Entity, get
 
+from target_precoro.index import NO_PARENT
 from target_precoro.report import RecordOutcome
 from target_precoro.upsert.base import Interrupted, Item, Pending, RunStop
 from target_precoro.upsert.decide import Deciding
@@ -95,9 +96,9 @@ class Upserter(Deciding):
             self._run_group(entity, parent, group)
 
     def _parent_id(self, entity: Entity, pending: Pending) -> int | None:
-        """0 for top-level entities; the custom field's id for options."""
+        """`NO_PARENT` for top-level entities; the custom field's id for options."""
         if entity.parent is None:
-            return 0
+            return NO_PARENT
         given = pending.incoming.parent
         ext = pending.incoming.external_id
         if not given:
@@ -175,7 +176,7 @@ class Upserter(Deciding):
                     wanted[ref.entity].add(ref.external_id)
         for name, ids in wanted.items():
             target = get(name)
-            scope = parent if target.name == entity.name else 0
+            scope = parent if target.name == entity.name else NO_PARENT
             self.index.refresh(target, scope)
             self.index.lookup(
                 target, scope, self.index.needs_lookup(target, scope, sorted(ids), set())
@@ -191,7 +192,7 @@ class Upserter(Deciding):
                     values[name] = ref.precoro_id
                 else:
                     target = get(ref.entity)
-                    scope = parent if target.name == entity.name else 0
+                    scope = parent if target.name == entity.name else NO_PARENT
                     rows = self.index.find(target, scope, ref.external_id or "")
                     too_long = self.index.refused(target, scope, ref.external_id or "")
                     if too_long is not None:

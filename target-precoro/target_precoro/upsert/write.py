@@ -22,6 +22,7 @@ from precoro_client.forms import encode_record
 from precoro_client.registry import Entity
 
 from target_precoro.diff import record_key
+from target_precoro.index import path_parent
 from target_precoro.report import RecordOutcome, field_changes
 from target_precoro.threeway import Decision
 from target_precoro.upsert.base import Pending, logger
@@ -82,9 +83,9 @@ class Writing(Settling):
             return
         pairs = encode_record(entity, values)
         if row is None:
-            path = entity.list_path(parent or None)
+            path = entity.list_path(path_parent(parent))
         else:
-            path = entity.detail_path(record_key(entity, row), parent or None)
+            path = entity.detail_path(record_key(entity, row), path_parent(parent))
         try:
             result = self._send(
                 entity=entity,
@@ -192,7 +193,7 @@ class Writing(Settling):
 
     def _log_error(self, entity: Entity, parent: int, row: dict[str, Any], message: str) -> None:
         """Write the failure into the record's externalIntegrationLog (best effort)."""
-        path = entity.detail_path(record_key(entity, row), parent or None)
+        path = entity.detail_path(record_key(entity, row), path_parent(parent))
         try:
             self.client.patch_form(path, [("externalIntegrationLog", message[:1000])])
         except (ValidationFailed, NotFound, RetriableError) as exc:
