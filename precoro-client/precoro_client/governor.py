@@ -25,6 +25,11 @@ token itself is never written. `state_backend_url` moves it to PostgreSQL.
   "closed until" times, kept in `blocks`.
 - Short waits sleep through the injected `sleep`, long ones raise `BudgetExhausted`
   at once.
+
+About 870 lines, one file on purpose: the admission rules (`RateGovernor`) and the
+ledger's shared SQL (`LedgerStore`, with its SQLite store) are one decision taken in
+one transaction, and a change to a rule (a window, the spacing, a block) changes both
+sides. The PostgreSQL store is apart (`pg_backend.py`).
 """
 
 from __future__ import annotations

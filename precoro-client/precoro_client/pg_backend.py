@@ -24,6 +24,9 @@ account, on any machine, then spends one budget and takes turns writing.
   lock, every admission also checks in `pg_locks` that the lock's session still
   holds it: a lock lost mid-run stops the run before its next call, it never writes
   without exclusivity.
+- About 590 lines in one file: the ledger store, the account lock and the session of
+  the target's account state share one connection policy (`_OneConnection`, advisory
+  keys, `LedgerUnavailable` naming the setting without the password).
 - No reconnecting: a connection error marks the ledger unavailable and every later
   admission raises `LedgerUnavailable` (a clean stop); the next run starts afresh.
 """

@@ -20,7 +20,7 @@ Precoro id. How it stays correct without re-reading whole collections:
   Precoro's "has no externalId" filter where the registry has one) and then kept
   current by the same refresh.
 
-About 500 lines, kept in one file on purpose: `IndexStore` (the tables) and `Index`
+About 600 lines, kept in one file on purpose: `IndexStore` (the tables) and `Index`
 (the reads that keep them right) implement the rules above together, and a change to
 one rule changes both.
 """

@@ -11,6 +11,7 @@ from typing import Any
 
 from precoro_client.errors import NotFound, RetriableError
 from precoro_client.registry import Entity
+from typing_extensions import override
 
 from target_precoro.diff import record_key
 from target_precoro.matcher import Match, Matcher
@@ -54,6 +55,7 @@ class Deciding(Writing):
             list_merge=self.settings.list_merge,
         )
 
+    @override
     def _note_unwritten(self, outcome: RecordOutcome, decision: Decision) -> None:
         """Put the fields kept or in conflict on the outcome (and in its message)."""
         outcome.kept_precoro = {k: v.to_json() for k, v in sorted(decision.kept.items())}
@@ -189,6 +191,7 @@ class Deciding(Writing):
             base=dict(pending.values),
         )
 
+    @override
     def _gone(self, entity: Entity, parent: int, pending: Pending, row: dict[str, Any]) -> bool:
         """A PUT/PATCH answered 404: Precoro lost the record the index vouched for.
 
