@@ -34,10 +34,17 @@ edit only raises `updateDate`, and Precoro's API deletes nothing):
   tap notices and marks the pass suspect.
 
 The order is learnt from the rows themselves: `updateDate` never decreasing while
-ids are neither ascending nor descending is taken as `updateDate` ascending. While
-ids are monotonic too (a few rows, or rows never edited), the data cannot tell the
-orders apart and page numbers are kept: a value cursor under an id order would skip
-rows with a later id and an earlier `updateDate`. Should a later page refute the
+ids are neither ascending nor descending is taken as `updateDate` ascending, once
+that cannot be chance. Rows that share a second are no evidence: under an order
+unrelated to `updateDate` (a shuffle, by name), nine rows of one bulk edit and a
+later row at the end of a page look sorted one time in ten, and a value cursor taken
+there would jump over the rest of the bulk edit, unseen. So the rows read must be
+sorted against odds of at least 10^`ORDER_EVIDENCE` (`evidence`): ten distinct
+seconds give 10!, not enough; twenty, or 200 rows of a default page, are. Until then
+page numbers are kept. While ids are monotonic too (a few rows, or rows never
+edited), the data cannot tell the orders apart and page numbers are kept as well: a
+value cursor under an id order would skip rows with a later id and an earlier
+`updateDate`. Should a later page refute the
 order (an `updateDate` lower than the one before), the value cursor may have jumped
 over rows: the pass goes on by page number and is marked suspect. A single-page pass
 is one query, hence one consistent snapshot, and cannot skip at all; so is an empty one.
@@ -51,11 +58,16 @@ deleted (in Precoro's UI) while the tap pages; the periodic sweep
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tap_precoro.bookmarks import parse_timestamp, to_state_timestamp
+
+ORDER_EVIDENCE = 9.0
+"""log10 of the odds against chance before the rows are taken as `updateDate`
+ascending: an order unrelated to `updateDate` passes for it once in 10^9 passes."""
 
 
 @dataclass
@@ -67,6 +79,13 @@ class ListOrder:
     ids_descending: bool = True
     last_updated: str | None = None
     last_id: int | None = None
+    rows: int = 0
+    run: int = 0
+    """Rows read, and how many of the last ones share the last `updateDate`."""
+    evidence: float = 0.0
+    """log10 of the arrangements of the rows read (n! over the factorials of the
+    runs of equal `updateDate`): one in that many orders unrelated to `updateDate`
+    would have served them sorted."""
 
     def observe(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Take in one page of rows (in the order Precoro served them)."""
@@ -77,6 +96,7 @@ class ListOrder:
             except (TypeError, ValueError):
                 self.updated_ascending = False
                 continue
+            same = updated == self.last_updated
             if self.last_updated is not None and self.last_id is not None:
                 if parse_timestamp(updated) < parse_timestamp(self.last_updated):
                     self.updated_ascending = False
@@ -84,6 +104,10 @@ class ListOrder:
                     self.ids_ascending = False
                 if row_id >= self.last_id:
                     self.ids_descending = False
+            self.rows += 1
+            self.run = self.run + 1 if same else 1
+            # n!/prod(run!) grows by n/run with each row (the multinomial, row by row).
+            self.evidence += math.log10(self.rows / self.run)
             self.last_updated, self.last_id = updated, row_id
 
     @property
@@ -94,6 +118,7 @@ class ListOrder:
             and not self.ids_ascending
             and not self.ids_descending
             and self.last_updated is not None
+            and self.evidence >= ORDER_EVIDENCE
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -104,6 +129,9 @@ class ListOrder:
             "ids_descending": self.ids_descending,
             "last_updated": self.last_updated,
             "last_id": self.last_id,
+            "rows": self.rows,
+            "run": self.run,
+            "evidence": round(self.evidence, 6),
         }
 
     @classmethod
@@ -119,4 +147,24 @@ class ListOrder:
             ids_descending=bool(raw.get("ids_descending", True)),
             last_updated=str(last_updated) if last_updated else None,
             last_id=int(last_id) if last_id is not None else None,
+            rows=_count(raw.get("rows")),
+            run=_count(raw.get("run")),
+            evidence=_evidence(raw.get("evidence")),
         )
+
+
+def _count(raw: Any) -> int:
+    """A saved count (missing or malformed: 0, as if nothing had been read)."""
+    try:
+        return max(int(raw), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _evidence(raw: Any) -> float:
+    """Saved evidence (missing, malformed or not finite: none, so page numbers)."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0

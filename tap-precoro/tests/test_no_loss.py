@@ -36,23 +36,7 @@ def assert_each_run_emits_a_record_once(*runs: Any) -> None:
 
 @pytest.mark.parametrize(
     "order",
-    [
-        "id",
-        "updated_desc",
-        pytest.param(
-            "shuffle",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason=(
-                    "Open (issue 14 note, stop 18): failed in 2 of 3 full runs under load, "
-                    "an edit made in the first run's last second not delivered by the "
-                    "second run; passes alone. Either this thread-timed test or a real "
-                    "loss at a pass boundary under shuffled order: to be made "
-                    "deterministic (paging hook) and the cause found, not left like this."
-                ),
-            ),
-        ),
-    ],
+    ["id", "updated_desc", "shuffle"],
 )
 def test_no_update_lost_while_records_change_during_paging(
     sandbox_factory, make_config, run_tap, order

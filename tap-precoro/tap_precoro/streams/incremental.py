@@ -179,6 +179,9 @@ class IncrementalStream(PrecoroStream):
             self.config.get("fetch_details", TapSettings.fetch_details)
         )
         read: dict[str, str] = {}
+        first_read: dict[str, int] = {}  # the page (of this run's pages) a row was first on
+        pages_seen = 0
+        numbered_from = 0  # rows first read before this page were passed by page number
         sketch = Sketch.from_state(progress.sketch)
         history = DeliveredRecord.from_state(state.get("delivered"))
         created = Sketch.from_state(progress.created)
@@ -198,6 +201,9 @@ class IncrementalStream(PrecoroStream):
             if self.restart_if_ahead(tracker, lookback):  # the first response of the run
                 yield from self.refresh(context)
                 return
+            pages_seen += 1
+            if progress.next_page > 1:
+                numbered_from = pages_seen
             already = set(progress.page_emitted)
             for index, row in enumerate(rows):
                 self._left_on_page = len(rows) - index
@@ -207,9 +213,14 @@ class IncrementalStream(PrecoroStream):
                     progress.awaiting.remove(row_id)
                 if row_id in already:
                     continue
-                if row_id in read and read[row_id] != updated and progress.cursor is None:
+                if (
+                    row_id in read
+                    and read[row_id] != updated
+                    and first_read[row_id] < numbered_from
+                ):
                     # A newer version later in the same pass: the row moved behind the
-                    # page-number cursor, so a row at a page boundary may be skipped.
+                    # cursor, and a page number passed it since (it may have moved
+                    # then), so a row at a page boundary may be skipped.
                     progress.suspect = True
                 if delivered.get(row_id) == updated:
                     # Already delivered (by an earlier pass or a webhook): keep it known
@@ -239,6 +250,7 @@ class IncrementalStream(PrecoroStream):
                         row, history.created_until, progress.started_at
                     ):
                         created.toggle(int(row_id))
+                    first_read[row_id] = pages_seen
                 read[row_id] = str(row.get("updateDate"))
         if progress.awaiting:
             # The row the value cursor stood on never came back: the cursor jumped.
