@@ -36,7 +36,8 @@ def test_the_evidence_survives_the_state_and_a_damaged_one_counts_nothing():
     order.observe(rows(*[(100 - k * 7 % 50, k) for k in range(25)]))
     again = ListOrder.from_state(order.to_state())
     assert again.by_updated_ascending
-    assert again.rows == 25 and again.run == 1
+    assert again.rows == 25
+    assert again.run == 1
     for bad in ("x", None, float("nan"), float("inf"), -5, [1]):
         damaged = ListOrder.from_state({**order.to_state(), "evidence": bad})
         assert damaged.evidence == 0.0
