@@ -9,7 +9,6 @@ the run for its summary (`TapPrecoro.sync_all`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from precoro_client.client import PrecoroClient
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from precoro_client.settings import PrecoroSettings
 
     from tap_precoro.batches import HeldStateWriter
+    from tap_precoro.settings import TapSettings
 
 
 class RunContext:
@@ -29,18 +29,21 @@ class RunContext:
 
     def __init__(
         self,
-        settings: PrecoroSettings | None,
-        config: Mapping[str, Any],
+        client_settings: PrecoroSettings | None,
+        settings: TapSettings,
         state_writer: HeldStateWriter,
         logger: logging.Logger,
     ) -> None:
         """Nothing is opened here: the client and the inbox open on first use.
 
-        `settings` is None when the config did not validate (only discovery and
-        `--about` then run, and they make no request).
+        `client_settings` is None when the config did not validate (only discovery
+        and `--about` then run, and they make no request; `settings` are then the
+        defaults).
         """
-        self._settings = settings
-        self._inbox_path = str(config.get("webhook_inbox") or "") or None
+        self._client_settings = client_settings
+        self.settings = settings
+        """The tap's own settings, parsed once: streams read these, never raw config."""
+        self._inbox_path = settings.webhook_inbox or None
         self._client: PrecoroClient | None = None
         self._inbox: SqliteInbox | None = None
         self._logger = logger
@@ -61,10 +64,10 @@ class RunContext:
     def client(self) -> PrecoroClient:
         """The run's one Precoro client, created on first use (never during --about)."""
         if self._client is None:
-            if self._settings is None:
+            if self._client_settings is None:
                 msg = "the tap's config did not validate: no request can be made"
                 raise RuntimeError(msg)
-            self._client = PrecoroClient(self._settings)
+            self._client = PrecoroClient(self._client_settings)
         return self._client
 
     @property

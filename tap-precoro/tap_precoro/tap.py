@@ -56,7 +56,7 @@ class TapPrecoro(PrecoroPlugin, Tap):
         if self._run is None:
             self._run = RunContext(
                 self.precoro_settings,
-                self.config,
+                self.tap_settings if self.precoro_settings is not None else self._lenient(),
                 HeldStateWriter(self.message_writer),
                 self.logger,
             )
@@ -68,6 +68,17 @@ class TapPrecoro(PrecoroPlugin, Tap):
         if self._tap_settings is None:
             self._tap_settings = TapSettings.from_config(self.config)
         return self._tap_settings
+
+    def _lenient(self) -> TapSettings:
+        """Settings for a config that did not validate (discovery, `--about`).
+
+        The parsed ones if the tap's own part is fine, else the defaults. No request
+        is made with them (the run context refuses to open a client).
+        """
+        try:
+            return self.tap_settings
+        except ConfigError:
+            return TapSettings()
 
     @property
     def budget_stop(self) -> BudgetExhausted | None:

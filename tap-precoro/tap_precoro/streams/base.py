@@ -38,7 +38,6 @@ from tap_precoro.outlook import (
     worth_counting,
 )
 from tap_precoro.run_context import RunContext
-from tap_precoro.settings import TapSettings
 from tap_precoro.streams.webhook_mode import webhook_records
 
 if TYPE_CHECKING:
@@ -64,9 +63,7 @@ class PrecoroStream(Stream):
         """
         self.entity = entity
         self.run = run
-        include_detail = entity.fetch_detail and bool(
-            tap.config.get("fetch_details", TapSettings.fetch_details)
-        )
+        include_detail = entity.fetch_detail and run.settings.fetch_details
         super().__init__(
             tap=tap,
             name=entity.name,
@@ -89,20 +86,17 @@ class PrecoroStream(Stream):
     @property
     def page_size(self) -> int:
         """Rows per list call (Precoro accepts 10, 20, 50, 100 or 200)."""
-        return int(self.config.get("page_size", TapSettings.page_size))
+        return self.run.settings.page_size
 
     def base_params(self, context: Context | None) -> Params:
         """Filters sent on every list call of this stream (not the page or the bookmark)."""
         del context
         params: Params = list(self.entity.base_params)
         filters = {f.param for f in self.entity.filters}
-        statuses = (self.config.get("status_filters") or {}).get(self.name)
+        statuses = self.run.settings.status_filters.get(self.name)
         if statuses and "status[]" in filters:
             params.extend(("status[]", str(code)) for code in statuses)
-        if (
-            not self.config.get("include_disabled", TapSettings.include_disabled)
-            and "enable" in filters
-        ):
+        if not self.run.settings.include_disabled and "enable" in filters:
             params.append(("enable", "1"))
         return params
 
@@ -132,7 +126,7 @@ class PrecoroStream(Stream):
     def fetch_detail(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Full document (lines, taxes, ...) merged over its list row."""
         key = row.get(self.entity.key)
-        if key is None or not self.config.get("fetch_details", TapSettings.fetch_details):
+        if key is None or not self.run.settings.fetch_details:
             return dict(row)
         try:
             detail = self.run.client.get_json(self.entity.detail_path(key), [])
@@ -288,9 +282,7 @@ class PrecoroStream(Stream):
 
     def _fetch_current(self, entity_id: int, idn: str | None) -> dict[str, Any] | None:
         client = self.run.client
-        details = self.entity.fetch_detail and bool(
-            self.config.get("fetch_details", TapSettings.fetch_details)
-        )
+        details = self.entity.fetch_detail and self.run.settings.fetch_details
         if details and idn:  # one detail call: the document with its lines
             try:
                 body = client.get_json(self.entity.detail_path(quote(idn, safe="")), [])
@@ -317,14 +309,12 @@ class PrecoroStream(Stream):
         filtered out is known as such: None, and costs no detail call). Paging stops
         once every wanted entity was listed.
         """
-        timezone = str(self.config.get("api_timezone", TapSettings.api_timezone))
+        timezone = self.run.settings.api_timezone
         params = [
             *self.entity.base_params,
             ("modifiedSince", modified_since_param(since, timezone)),
         ]
-        details = self.entity.fetch_detail and bool(
-            self.config.get("fetch_details", TapSettings.fetch_details)
-        )
+        details = self.entity.fetch_detail and self.run.settings.fetch_details
         found: dict[int, dict[str, Any] | None] = {}
         for row in self.run.client.iter_records(self.entity.list_path(), params, self.page_size):
             key = row.get("id") if isinstance(row, dict) else None

@@ -33,7 +33,6 @@ from tap_precoro.bookmarks import (
 )
 from tap_precoro.list_order import ListOrder
 from tap_precoro.run_context import RunContext
-from tap_precoro.settings import TapSettings
 from tap_precoro.streams.base import Params, PrecoroStream
 from tap_precoro.streams.sweeping import run_sweep
 from tap_precoro.sweep import DeliveredRecord, Sketch, created_within, sweep_counts
@@ -66,8 +65,8 @@ class IncrementalStream(PrecoroStream):
 
     def configured_start(self) -> datetime | None:
         """The stream's own start date, else `start_date`, else None (everything)."""
-        overrides = self.config.get("stream_start_dates") or {}
-        start = overrides.get(self.name) or self.config.get("start_date")
+        settings = self.run.settings
+        start = settings.stream_start_dates.get(self.name) or settings.start_date
         return parse_timestamp(start) if start else None
 
     def restart_if_ahead(self, tracker: IncrementalState, lookback: timedelta) -> bool:
@@ -156,9 +155,7 @@ class IncrementalStream(PrecoroStream):
         if isinstance(state.get("sweep"), Mapping):
             yield from self.sweep(context)
         tracker = IncrementalState(state, "updateDate")
-        lookback = timedelta(
-            minutes=float(self.config.get("lookback_minutes", TapSettings.lookback_minutes))
-        )
+        lookback = timedelta(minutes=self.run.settings.lookback_minutes)
         self.restart_if_ahead(tracker, lookback)  # when an earlier response gave the time
         path = self.list_path(context)
         query = query_fingerprint(path, base, self.page_size)
@@ -175,9 +172,7 @@ class IncrementalStream(PrecoroStream):
             self.logger.info("%s: resuming at page %d", self.name, progress.next_page)
         delivered = {**self._held, **tracker.recent, **self._run_versions}
         closing = self._closing
-        fetch = self.entity.fetch_detail and bool(
-            self.config.get("fetch_details", TapSettings.fetch_details)
-        )
+        fetch = self.entity.fetch_detail and self.run.settings.fetch_details
         read: dict[str, str] = {}
         first_read: dict[str, int] = {}  # the page (of this run's pages) a row was first on
         pages_seen = 0
@@ -346,9 +341,7 @@ class IncrementalStream(PrecoroStream):
 
     def arm_periodic_sweep(self, state: dict[str, Any]) -> None:
         """Leave the periodic sweep due when `completeness_sweep_hours` have passed."""
-        hours = float(
-            self.config.get("completeness_sweep_hours", TapSettings.completeness_sweep_hours)
-        )
+        hours = self.run.settings.completeness_sweep_hours
         record = DeliveredRecord.from_state(state.get("delivered"))
         if hours <= 0 or record.created_until is None or record.swept_at is None:
             return
@@ -406,7 +399,7 @@ class IncrementalStream(PrecoroStream):
         since = progress.cursor or progress.since
         if not since:
             return list(base)
-        timezone = str(self.config.get("api_timezone", TapSettings.api_timezone))
+        timezone = self.run.settings.api_timezone
         return [*base, ("modifiedSince", modified_since_param(parse_timestamp(since), timezone))]
 
     def next_query(self, progress: Pass, order: ListOrder, *, filtered: bool) -> None:

@@ -23,7 +23,6 @@ from tap_precoro.bookmarks import (
     query_fingerprint,
     to_state_timestamp,
 )
-from tap_precoro.settings import TapSettings
 from tap_precoro.streams.base import PARTITION_KEY, PrecoroStream
 
 
@@ -34,9 +33,7 @@ class ReferenceStream(PrecoroStream):
     def poll(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Refresh when due (`reference_refresh_hours`); else nothing, from the cache."""
         tracker = ReferenceState(self.get_context_state(context))
-        hours = float(
-            self.config.get("reference_refresh_hours", TapSettings.reference_refresh_hours)
-        )
+        hours = self.run.settings.reference_refresh_hours
         if not tracker.is_due(datetime.now(UTC), timedelta(hours=hours)):
             self.logger.info("%s: cached, refreshed less than %g h ago", self.name, hours)
             return iter(())

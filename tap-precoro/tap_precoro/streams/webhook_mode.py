@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tap_precoro.settings import TapSettings
 from tap_precoro.webhook_sync import Changed, WebhookProgress, reconcile_reason, scan
 
 if TYPE_CHECKING:
@@ -39,15 +38,11 @@ def batched_current(
     out map to None: not emitted, as a poll would not.
     """
     entity = stream.entity
-    details = entity.fetch_detail and bool(
-        stream.config.get("fetch_details", TapSettings.fetch_details)
-    )
+    details = entity.fetch_detail and stream.run.settings.fetch_details
     filtered = stream.base_params(context) != list(entity.base_params)
     if len(changed) < 2 or not entity.incremental or (details and not filtered):
         return None
-    lookback = timedelta(
-        minutes=float(stream.config.get("lookback_minutes", TapSettings.lookback_minutes))
-    )
+    lookback = timedelta(minutes=stream.run.settings.lookback_minutes)
     oldest = datetime.fromtimestamp(min(item.first_seen_at for item in changed), UTC)
     # Arrival times are the receiver's (this machine's) clock; `modifiedSince` is
     # Precoro's: shift by the offset the responses so far showed (none yet: 0).
@@ -67,7 +62,7 @@ def webhook_records(stream: PrecoroStream, context: Context | None) -> Iterator[
     info = inbox.info()
     position = progress.position if progress.raw.get("inbox") == info.inbox_id else 0
     found = scan(inbox, position, type_code)
-    hours = float(stream.config.get("reconcile_every_hours", TapSettings.reconcile_every_hours))
+    hours = stream.run.settings.reconcile_every_hours
     reason = reconcile_reason(
         progress, info, found, every=timedelta(hours=hours), now=datetime.now(UTC)
     )
