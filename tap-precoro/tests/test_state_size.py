@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from precoro_sandbox.testing import all_rows, client
 from tap_precoro.bookmarks import RECENT_LIMIT
 
 DOCUMENTS = 400
@@ -120,3 +121,49 @@ def test_a_quick_pass_waits_out_the_look_back_when_that_beats_the_calls_it_saves
     after = run_tap(cfg, state=bulk.state, streams=["invoices"])
     assert not after.records.get("invoices")
     assert sb.admin.counters().total == 1
+
+
+def test_the_closing_pass_sends_a_changed_version_once_even_when_it_lists_it_twice(
+    sandbox_factory, make_config, run_tap
+):
+    """A supplier edited after the pass sent it is sent again by the closing pass, once.
+
+    Suppliers listed newest id first; 400 of them changed inside the look-back; the
+    pass outlasts the look-back (a slow last page), so a closing pass settles. The
+    sandbox edits the last row of page 2 right after serving it (the pass sends the
+    version it read), and inserts a supplier right after the closing pass's page 2,
+    so that row is listed again at the top of page 3: its new version was sent twice.
+    """
+    sb = sandbox_factory(counts={"suppliers": DOCUMENTS}, order="id_desc")
+    budget = {"max_requests_per_hour": 10_000, "max_requests_per_day": 10_000}
+    cfg = make_config(sb, page_size=PAGE, fetch_details=False, lookback_minutes=0.05, **budget)
+    first = run_tap(cfg, streams=["suppliers"])
+    sb.admin.advance_clock(3600)
+    # Two seconds ago (inside the look-back): the edit below lands in a later second.
+    changed = sb.admin.clock().replace(microsecond=0) - timedelta(seconds=2)
+    sb.admin.touch(
+        "suppliers", [int(r["id"]) for r in first.records["suppliers"]], update_date=changed
+    )
+    pages = -(-DOCUMENTS // PAGE)
+    sb.admin.set_faults(
+        [{"kind": "delay", "route": "/suppliers", "delay_seconds": 5.5, "schedule": [pages]}]
+    )
+    sb.admin.set_paging_mutations(
+        [
+            {"entity": "suppliers", "after_page": 2, "row": PAGE - 1},
+            {"entity": "suppliers", "after_page": pages + 2, "action": "insert"},
+        ]
+    )
+    bulk = run_tap(cfg, state=first.state, streams=["suppliers"])
+    sb.admin.clear_faults()
+    assert not sb.admin.paging_mutations()["rules"], "the closing pass did not run"
+
+    sent = Counter((int(r["id"]), str(r["updateDate"])) for r in bulk.records["suppliers"])
+    assert [pair for pair, times in sent.items() if times > 1] == []
+    inserted = sb.admin.paging_mutations()["fired"][1]["id"]  # the next run's to read
+    latest = {int(r["id"]): str(r["updateDate"]) for r in bulk.records["suppliers"]}
+    stored = {
+        int(r["id"]): str(r["updateDate"]) for r in all_rows(client(sb), f"{sb.url}/suppliers")
+    }
+    del stored[inserted]
+    assert {key: latest.get(key) for key in stored} == stored

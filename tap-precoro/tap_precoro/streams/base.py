@@ -28,7 +28,12 @@ from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
 from tap_precoro.batches import checkpointed_batches
-from tap_precoro.bookmarks import Pass, modified_since_param, to_state_timestamp
+from tap_precoro.bookmarks import (
+    Pass,
+    modified_since_param,
+    parse_timestamp,
+    to_state_timestamp,
+)
 from tap_precoro.outlook import (
     Outlook,
     count_page_size,
@@ -371,6 +376,20 @@ class PrecoroStream(Stream):
         self._emitted_versions[record_id] = str(record.get("updateDate"))
         return True
 
-    def emitted_version(self, record_id: str) -> str | None:
-        """The `updateDate` this run first emitted the record with (None: not emitted)."""
-        return self._emitted_versions.get(record_id)
+    def emitted_since(self, record_id: str, version: str) -> bool:
+        """Whether this run already emitted the record at `version` or a later one.
+
+        A closing pass re-sends only versions newer than what the run sent: a row it
+        lists twice (rows shifted while it paged) is sent once.
+        """
+        emitted = self._emitted_versions.get(record_id)
+        if emitted is None:
+            return False
+        try:
+            return parse_timestamp(emitted) >= parse_timestamp(version)
+        except ValueError:
+            return emitted == version
+
+    def note_emitted_version(self, record_id: str, version: str) -> None:
+        """Remember the version a record was emitted with (its detail may be newer)."""
+        self._emitted_versions[record_id] = version

@@ -224,11 +224,12 @@ class IncrementalStream(PrecoroStream):
                         progress.recent[row_id] = updated
                     continue
                 if not self.first_emission(row) and (
-                    not closing or self.emitted_version(row_id) == updated
+                    not closing or self.emitted_since(row_id, updated)
                 ):
                     continue  # (the closing pass sends a version changed since)
                 record = self.fetch_detail(row) if fetch else dict(row)
                 version = str(record.get("updateDate", updated))
+                self.note_emitted_version(row_id, version)
                 if self.next_pass_lists(version, progress, lookback):
                     progress.recent[row_id] = version
                 yield record
