@@ -120,6 +120,8 @@ def run_and_kill_when_held(argv: list[str], sb: Any, how: signal.Signals) -> Out
         process.send_signal(how)
         exit_code = process.wait(timeout=30)
         reader.join()
+        if process.stdout is not None:
+            process.stdout.close()
     assert exit_code == (0 if how == signal.SIGTERM else -how)
     return parse(lines)
 

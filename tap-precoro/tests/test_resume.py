@@ -63,6 +63,8 @@ def test_kill_at_a_random_page_then_rerun_reads_no_completed_page_twice(
     process.kill()
     process.wait()
     reader.join()
+    if process.stdout is not None:
+        process.stdout.close()
     states = [json.loads(x)["value"] for x in lines if '"type":"STATE"' in x.replace(" ", "")]
     first_ids = {
         (m["stream"], m["record"]["id"])
