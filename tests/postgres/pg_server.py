@@ -57,17 +57,17 @@ class Postgres:
     def start(self) -> None:
         """Start the postmaster (after a kill, crash recovery replays the WAL) and wait."""
         (self.data / "postmaster.pid").unlink(missing_ok=True)
-        log = (self.data / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                *(str(commands.POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data)),
-                *("-h", "", "-k", str(self.data), "-c", "fsync=off"),
-            ],
-            stdout=log,
-            stderr=log,
-            user=self.user,
-            start_new_session=True,
-        )
+        with (self.data / "server.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [
+                    *(str(commands.POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data)),
+                    *("-h", "", "-k", str(self.data), "-c", "fsync=off"),
+                ],
+                stdout=log,
+                stderr=log,
+                user=self.user,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -69,9 +69,8 @@ class Worker:
             if not k.startswith(("TAP_PRECORO_", "TARGET_PRECORO_", "XDG_"))
         }
         env["HOME"] = str(self.folder / "home")
-        self.proc = subprocess.Popen(
-            self.argv, stdout=self.stdout.open("wb"), stderr=self.log.open("wb"), env=env
-        )
+        with self.stdout.open("wb") as out, self.log.open("wb") as err:  # the child's copies
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, env=env)
         return self
 
     def wait(self, timeout: float = 120) -> int:

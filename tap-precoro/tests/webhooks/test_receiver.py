@@ -195,6 +195,7 @@ def start_cli_receiver(inbox: Path, port: int) -> subprocess.Popen[str]:
         except requests.ConnectionError:
             time.sleep(0.05)
     process.kill()
+    process.communicate(timeout=10)
     raise AssertionError("receiver did not start")
 
 
@@ -212,7 +213,7 @@ def test_cli_receiver_killed_hard_keeps_every_acknowledged_delivery(tmp_path, ca
         for i in range(50)
     )
     process.kill()  # SIGKILL: no shutdown code runs
-    process.wait(10)
+    process.communicate(timeout=10)  # reaps it and closes its pipes
     assert acknowledged == 50
 
     assert cli_main(["status", "--inbox", str(inbox_path)]) == 0
