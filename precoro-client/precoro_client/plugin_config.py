@@ -23,6 +23,7 @@ from typing import Any
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.helpers._typing import is_boolean_type
 from singer_sdk.plugin_base import JSONSchemaValidator, PluginBase
 from typing_extensions import override
 
@@ -67,6 +68,22 @@ def schema_problems(
     return problems
 
 
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+"""How an environment variable spells a boolean (the SDK's true words, and their
+opposites; empty is false, as the SDK reads it)."""
+
+
+def _boolean(text: str) -> bool | str:
+    """A boolean from an environment variable; an unknown word is left as text."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return text
+
+
 class PrecoroPlugin(PluginBase):
     """The config handling both Precoro plugins share (see the module docstring)."""
 
@@ -77,7 +94,9 @@ class PrecoroPlugin(PluginBase):
 
         The SDK turns an integer setting's variable into `int(text)`, which crashes
         with a bare ValueError on `3.0` or `2.5` and leaves number settings as text
-        its schema check then refuses.
+        its schema check then refuses. It also reads any word but true/1/yes/on as
+        false, so `TAP_PRECORO_FETCH_DETAILS=flase` would quietly turn a setting off;
+        here a word that is neither stays text, which the schema check refuses by name.
         """
         schema = cls.config_jsonschema
         cls.append_builtin_config(schema)
@@ -92,6 +111,10 @@ class PrecoroPlugin(PluginBase):
             variable = prefix + name.upper().replace("-", "_")
             if variable in os.environ:
                 result[name] = os.environ[variable]
+        for name, prop in others["properties"].items():
+            variable = prefix + name.upper().replace("-", "_")
+            if variable in os.environ and is_boolean_type(prop):
+                result[name] = _boolean(os.environ[variable])
         return result
 
     def check_settings(self) -> list[str]:
