@@ -118,15 +118,17 @@ def meltano(args: list[str], env: dict[str, str], log_name: str) -> str:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / log_name
     progress = Progress()
-    with log.open("w", encoding="utf-8") as sink:
-        process = subprocess.Popen(
+    with (
+        log.open("w", encoding="utf-8") as sink,
+        subprocess.Popen(
             [str(MELTANO), *args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )
+        ) as process,  # closes its pipe once it ended
+    ):
 
         def copy() -> None:
             assert process.stdout is not None

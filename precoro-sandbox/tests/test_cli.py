@@ -85,4 +85,4 @@ def test_serve_prints_url_and_credentials():
         assert row["updateDate"][-6:] in ("+02:00", "+03:00")
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        proc.communicate(timeout=20)  # reaps it and closes its pipe

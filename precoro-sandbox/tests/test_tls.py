@@ -89,4 +89,4 @@ def test_serve_tls_prints_the_ca_path(tmp_path):
         assert len(response.json()["data"]) == 2
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.communicate(timeout=20)  # reaps it and closes its pipe
