@@ -4,7 +4,6 @@ by name instead of quietly turning the setting off."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,22 +25,10 @@ def _booleans(plugin: type[PrecoroPlugin]) -> list[str]:
 SETTINGS = [(kind, name) for kind, plugin in PLUGINS.items() for name in _booleans(plugin)]
 
 
-def _config(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "auth_token": "tok-Booleans-0123456789",
-        "email": "api@example.com",
-        "api_url": "http://127.0.0.1:9",
-        "budget_ledger_path": str(tmp_path / "ledger.sqlite3"),
-        "state_dir": str(tmp_path / "target-state"),
-        "report_dir": str(tmp_path / "reports"),
-        "flattening_max_depth": 1,  # the SDK refuses flattening_enabled without it
-    }
-
-
-def _build(kind: str, name: str, text: str, tmp_path: Path, monkeypatch: Any) -> PrecoroPlugin:
-    monkeypatch.chdir(tmp_path)  # no stray .env
+def _build(kind: str, name: str, text: str, config: dict[str, Any], monkeypatch: Any) -> Any:
     monkeypatch.setenv(PLUGINS[kind]._env_var_prefix + name.upper(), text)
-    return PLUGINS[kind](config=_config(tmp_path), parse_env_config=True, validate_config=True)
+    config = {**config, "flattening_max_depth": 1}  # flattening_enabled needs it
+    return PLUGINS[kind](config=config, parse_env_config=True, validate_config=True)
 
 
 def test_there_are_boolean_settings_to_check():
@@ -55,14 +42,18 @@ FALSE_WORDS = ("false", "False", "0", "no", "off")
 
 @pytest.mark.parametrize("text", TRUE_WORDS + FALSE_WORDS)
 @pytest.mark.parametrize(("kind", "name"), SETTINGS)
-def test_a_boolean_setting_reads_the_usual_words(kind, name, text, tmp_path, monkeypatch):
-    plugin = _build(kind, name, text, tmp_path, monkeypatch)
+def test_a_boolean_setting_reads_the_usual_words(
+    kind, name, text, offline_plugin_config, monkeypatch
+):
+    plugin = _build(kind, name, text, offline_plugin_config, monkeypatch)
     assert plugin.config[name] is (text in TRUE_WORDS)
 
 
 @pytest.mark.parametrize("text", ["flase", "maybe", "2", "enabled"])
 @pytest.mark.parametrize(("kind", "name"), SETTINGS)
-def test_a_typo_in_a_boolean_setting_is_refused_by_name(kind, name, text, tmp_path, monkeypatch):
+def test_a_typo_in_a_boolean_setting_is_refused_by_name(
+    kind, name, text, offline_plugin_config, monkeypatch
+):
     with pytest.raises(ConfigValidationError) as info:
-        _build(kind, name, text, tmp_path, monkeypatch)
+        _build(kind, name, text, offline_plugin_config, monkeypatch)
     assert any(name in error for error in info.value.errors), info.value.errors

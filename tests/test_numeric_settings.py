@@ -62,17 +62,6 @@ def _fraction(rule: NumberRule, prop: dict[str, Any]) -> str:
     return f"{whole}.5"
 
 
-def _base(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "auth_token": "tok-Numbers-0123456789",
-        "email": "api@example.com",
-        "api_url": "http://127.0.0.1:9",
-        "budget_ledger_path": str(tmp_path / "ledger.sqlite3"),
-        "state_dir": str(tmp_path / "target-state"),
-        "report_dir": str(tmp_path / "reports"),
-    }
-
-
 def _build(kind: str, config: dict[str, Any], *, env: bool = False) -> PrecoroPlugin:
     return PLUGINS[kind](config=config, parse_env_config=env, validate_config=True)
 
@@ -112,12 +101,11 @@ def _set_env(monkeypatch: pytest.MonkeyPatch, kind: str, name: str, value: str) 
 
 @pytest.mark.parametrize("shape", ["int", "decimal", "float", "env"])
 @pytest.mark.parametrize(("kind", "name"), SETTINGS)
-def test_numeric_setting_accepts_every_shape(kind, name, shape, tmp_path, monkeypatch):
+def test_numeric_setting_accepts_every_shape(kind, name, shape, offline_plugin_config, monkeypatch):
     rule, prop = _rules(PLUGINS[kind])[name]
     given, expected = next((g, e) for s, g, e in _shapes(rule, prop) if s == shape)
-    config = _base(tmp_path)
+    config = dict(offline_plugin_config)
     if shape == "env":
-        monkeypatch.chdir(tmp_path)  # no stray .env
         _set_env(monkeypatch, kind, name, given)
         plugin = _build(kind, config, env=True)
     else:
@@ -146,7 +134,9 @@ def _refusal_cases() -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize(("kind", "name", "shape"), _refusal_cases())
-def test_numeric_setting_refuses_bad_values_naming_it(kind, name, shape, tmp_path, monkeypatch):
+def test_numeric_setting_refuses_bad_values_naming_it(
+    kind, name, shape, offline_plugin_config, monkeypatch
+):
     rule, prop = _rules(PLUGINS[kind])[name]
     whole = _whole_value(rule, prop)
     bad: Any
@@ -160,10 +150,9 @@ def test_numeric_setting_refuses_bad_values_naming_it(kind, name, shape, tmp_pat
         bad = whole + 0.5
     else:
         bad = f"{whole}.5"
-    config = _base(tmp_path)
+    config = dict(offline_plugin_config)
     from_env = shape in ("env", "text")
     if from_env:
-        monkeypatch.chdir(tmp_path)
         _set_env(monkeypatch, kind, name, str(bad))
     else:
         config[name] = bad
@@ -201,10 +190,12 @@ def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, check=False, capture_output=True, text=True, **kwargs)
 
 
-def test_cli_runs_with_fractional_numbers_in_the_config_file(sandbox, tmp_path):
+def test_cli_runs_with_fractional_numbers_in_the_config_file(
+    sandbox, tmp_path, offline_plugin_config
+):
     """The reported case: 2.5 and 0.5 in a JSON file, tap and target, real commands."""
     config = {
-        **_base(tmp_path),
+        **offline_plugin_config,
         "api_url": sandbox.url,
         "auth_token": sandbox.token,
         "email": sandbox.email,
@@ -232,14 +223,13 @@ def test_cli_runs_with_fractional_numbers_in_the_config_file(sandbox, tmp_path):
     assert sandbox.admin.counters().total == calls.total  # no input, no call
 
 
-def test_numbers_inside_object_settings_are_parsed_too(tmp_path, monkeypatch):
+def test_numbers_inside_object_settings_are_parsed_too(offline_plugin_config, monkeypatch):
     """`status_filters` holds integers in arrays; from a file or the environment alike."""
-    config = _base(tmp_path)
+    config = dict(offline_plugin_config)
     tap = _build("tap", {**config, "status_filters": {"invoices": [Decimal("2.0"), 5]}})
     assert tap.config["status_filters"] == {"invoices": [2, 5]}
     with pytest.raises(ConfigValidationError) as info:
         _build("tap", {**config, "status_filters": {"invoices": [Decimal("2.5")]}})
     assert "status_filters" in info.value.errors[0]
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TAP_PRECORO_STATUS_FILTERS", '{"invoices": [2.0, 5]}')
     assert _build("tap", config, env=True).config["status_filters"] == {"invoices": [2, 5]}
