@@ -17,7 +17,10 @@ Tags carry no token, e-mail or URL: nothing here can leak a secret.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -70,3 +73,18 @@ def budget(used: int, left: int, next_reset: datetime | None) -> None:
     tags = {"next_reset": next_reset.isoformat() if next_reset else None}
     _emit("counter", _Name(USED), used, tags)
     _emit("counter", _Name(LEFT), left, tags)
+
+
+def read_points(records: Iterable[logging.LogRecord]) -> list[dict[str, Any]]:
+    """The METRIC points among log records, parsed (tests and log readers use it).
+
+    Raises ValueError for a record on the metrics logger that is not a METRIC line.
+    """
+    found = []
+    for record in records:
+        if record.name == metrics.METRICS_LOGGER_NAME:
+            prefix, _, payload = record.getMessage().partition(": ")
+            if prefix != "METRIC":
+                raise ValueError(f"not a METRIC line: {record.getMessage()[:80]!r}")
+            found.append(json.loads(payload))
+    return found

@@ -14,20 +14,14 @@ from typing import Any
 import pytest
 from precoro_client.client import PrecoroClient
 from precoro_client.errors import NotFound
-from precoro_client.metrics import LEFT, USED, endpoint
+from precoro_client.metrics import LEFT, USED, endpoint, read_points
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 FAST = {"max_requests_per_second": 1000, "duplicate_get_interval_seconds": 0}
 
 
 def points(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    found = []
-    for record in caplog.records:
-        if record.name == METRICS_LOGGER_NAME:
-            prefix, _, payload = record.getMessage().partition(": ")
-            assert prefix == "METRIC"
-            found.append(json.loads(payload))
-    return found
+    return read_points(caplog.records)
 
 
 @pytest.fixture

@@ -5,25 +5,19 @@ Points are read as a log pipeline reads them: the JSON after `METRIC: `.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
 from typing import Any
 
 import pytest
+from precoro_client.metrics import read_points
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 from tap_precoro.testing import run_tap
 
 
 def points(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    found = []
-    for record in caplog.records:
-        if record.name == METRICS_LOGGER_NAME:
-            prefix, _, payload = record.getMessage().partition(": ")
-            assert prefix == "METRIC"
-            found.append(json.loads(payload))
-    return found
+    return read_points(caplog.records)
 
 
 def test_a_run_reports_each_call_and_the_budget_left(sandbox_factory, make_config, caplog):
