@@ -12,9 +12,13 @@ from collections import defaultdict
 from collections.abc import Collection
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from precoro_client.registry import get
+
 from tap_precoro.tap import TapPrecoro
+from tap_precoro.webhooks.inbox import Notification, SqliteInbox
 
 
 @dataclass
@@ -82,3 +86,17 @@ def catalog_selecting(config: dict[str, Any], streams: Collection[str] | None) -
             if meta["breadcrumb"] == []:
                 meta["metadata"]["selected"] = streams is None or entry["tap_stream_id"] in streams
     return catalog
+
+
+def notify(inbox_path: Path, entity: str, records: list[dict[str, Any]]) -> None:
+    """Append one update notification per record to an inbox, as the receiver would."""
+    inbox = SqliteInbox(inbox_path, create=True)
+    code = get(entity).webhook_type
+    if code is None:
+        msg = f"Precoro sends no webhooks for {entity}"
+        raise ValueError(msg)
+    try:
+        for record in records:
+            inbox.append(Notification(int(record["id"]), code, 1, record.get("idn")))
+    finally:
+        inbox.close()

@@ -12,19 +12,10 @@ from typing import Any
 
 import pytest
 from precoro_client.registry import get
-from tap_precoro.webhooks.inbox import Notification, SqliteInbox
+from tap_precoro.testing import notify
+from tap_precoro.webhooks.inbox import SqliteInbox
 
 CHANGED = 30
-
-
-def notify(inbox_path: Path, entity: str, records: list[dict[str, Any]]) -> None:
-    """Append one update notification per record, as the receiver would."""
-    inbox = SqliteInbox(inbox_path, create=True)
-    code = get(entity).webhook_type
-    assert code is not None
-    for record in records:
-        inbox.append(Notification(int(record["id"]), code, 1, record.get("idn")))
-    inbox.close()
 
 
 def costs(

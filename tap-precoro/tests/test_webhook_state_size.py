@@ -8,12 +8,11 @@ by every STATE, they made a drain of n documents cost n² STATE bytes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from precoro_client.registry import get
 from tap_precoro.bookmarks import RECENT_LIMIT
-from tap_precoro.webhooks.inbox import Notification, SqliteInbox
+from tap_precoro.testing import notify
+from tap_precoro.webhooks.inbox import SqliteInbox
 
 DOCUMENTS = 3 * RECENT_LIMIT
 PAGE = 100
@@ -21,16 +20,6 @@ PAGE = 100
 
 def size(state: dict[str, Any]) -> int:
     return len(json.dumps(state))
-
-
-def notify(inbox_path: Path, entity: str, records: list[dict[str, Any]]) -> None:
-    """One update notification per record, as the receiver would store it."""
-    inbox = SqliteInbox(inbox_path, create=True)
-    code = get(entity).webhook_type
-    assert code is not None
-    for record in records:
-        inbox.append(Notification(int(record["id"]), code, 1, record.get("idn")))
-    inbox.close()
 
 
 def test_a_drain_writes_bounded_state_and_the_next_reconcile_skips_what_it_sent(
